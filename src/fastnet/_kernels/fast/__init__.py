@@ -1,0 +1,2 @@
+"""Compiled kernels (Numba and Cython). Same names and signatures as ``reference``."""
+MODULES = ()

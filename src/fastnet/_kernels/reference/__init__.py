@@ -1,0 +1,6 @@
+"""Plain NumPy kernels: the ground truth for tests and the baseline for benchmarks.
+
+Each module exports its kernels in ``__all__``; the fast backend must export the
+same names with the same signatures and return conventions.
+"""
+MODULES = ("dense", "activations")  # helpers: add your module name here when it exists
