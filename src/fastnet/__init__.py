@@ -9,3 +9,14 @@ from . import layers  # noqa: F401
 
 __version__ = "0.1.0"
 # Helpers append imports below as their modules land.
+from . import gradcheck  # noqa: F401
+from . import data, datasets, transforms  # noqa: F401
+from .data import DataLoader  # noqa: F401
+from .plotting import plot_history  # noqa: F401
+from . import losses, metrics, optim  # noqa: F401
+from . import callbacks, utils  # noqa: F401
+from .model import Sequential  # noqa: F401
+from .serialization import load  # noqa: F401
+from .utils import minmax_scale, standardize, to_categorical, train_val_split  # noqa: F401
+from ._training import NonFiniteLossError  # noqa: F401
+from ._kernels.warmup import warmup  # noqa: F401

@@ -14,7 +14,7 @@ Decorating a function compiles nothing: Numba compiles lazily at the first call
 """
 import numba
 
-FASTMATH = frozenset({"contract", "arcp", "reassoc", "nsz", "afn"})
+FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}  # Numba wants a plain set
 
 _COMMON = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 

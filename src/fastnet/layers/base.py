@@ -171,7 +171,7 @@ class Layer:
     @staticmethod
     def _shape_hint(ndim, tail):
         if tail is None:
-            return ""
+            tail = ()
         dims = ["N"] + ["*"] * (ndim - 1 - len(tail)) + ["?" if t is None else str(t) for t in tail]
         return "(" + ", ".join(dims) + ")"
 

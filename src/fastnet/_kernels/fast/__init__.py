@@ -1,2 +1,2 @@
 """Compiled kernels (Numba and Cython). Same names and signatures as ``reference``."""
-MODULES = ()
+MODULES = ("dense", "activations", "conv", "pool", "norm", "dropout", "losses", "optim")

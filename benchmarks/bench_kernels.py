@@ -1,0 +1,150 @@
+"""Each hot kernel, compiled ("fast") and NumPy reference side by side in one group, float32, at issue 3's shapes.
+
+Both implementations come from ``fastnet._kernels.registry.kernel(name, backend)``. A fast kernel that is not
+compiled yet (the registry falls back to the reference) is skipped with that reason rather than timed twice.
+``extra_info`` holds GFLOP/s for the GEMM-bound kernels and GB/s of input for the memory-bound ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from common import run_pedantic
+
+pytestmark = pytest.mark.kernels
+
+F32 = np.float32
+
+
+def _rand(rng, *shape):
+    return rng.standard_normal(shape, dtype=F32)
+
+
+def _conv_flops(n, c, f, kh, kw, oh, ow):
+    return 2.0 * n * f * c * kh * kw * oh * ow  # multiply-adds of one GEMM
+
+
+# Each case: kernels it needs, and a builder (kernel getter, rng) -> (callable, work dict for extra_info).
+def dense_case(act=None):
+    names = ["dense_act_forward", "dense_act_backward"] if act else ["dense_forward", "dense_backward"]
+
+    def build(k, rng):
+        x, w, b, dy = _rand(rng, 128, 784), _rand(rng, 784, 512) * F32(0.05), _rand(rng, 512), _rand(rng, 128, 512)
+        if act:
+            fwd, bwd = k("dense_act_forward"), k("dense_act_backward")
+
+            def run():
+                y, z = fwd(x, w, b, act, 0.0)
+                return bwd(dy, x, w, y, z, act, 0.0)
+        else:
+            fwd, bwd = k("dense_forward"), k("dense_backward")
+
+            def run():
+                fwd(x, w, b)
+                return bwd(dy, x, w)
+        return run, {"gflop": 3 * 2.0 * 128 * 784 * 512 / 1e9}
+    return names, build
+
+
+def conv_case(n, c, f, h, kh, pad, which):
+    names = {"fwd": ["conv2d_forward"], "bwd": ["conv2d_backward"],
+             "fwd+bwd": ["conv2d_forward", "conv2d_backward"]}[which]
+
+    def build(k, rng):
+        x = _rand(rng, n, c, h, h)
+        w = _rand(rng, f, c, kh, kh) * F32(1.0 / np.sqrt(c * kh * kh))
+        b = _rand(rng, f)
+        oh = h + 2 * pad - kh + 1
+        dy = _rand(rng, n, f, oh, oh)
+        fwd, bwd = k("conv2d_forward"), k("conv2d_backward")
+        s, p = (1, 1), (pad, pad)
+        runs = {"fwd": lambda: fwd(x, w, b, s, p), "bwd": lambda: bwd(dy, x, w, s, p),
+                "fwd+bwd": lambda: (fwd(x, w, b, s, p), bwd(dy, x, w, s, p))}
+        gemms = {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[which]
+        return runs[which], {"gflop": gemms * _conv_flops(n, c, f, kh, kh, oh, oh) / 1e9}
+    return names, build
+
+
+def pool_case(n, c, h):
+    def build(k, rng):
+        x = _rand(rng, n, c, h, h)
+        dy = _rand(rng, n, c, h // 2, h // 2)
+        fwd, bwd = k("maxpool2d_forward"), k("maxpool2d_backward")
+
+        def run():
+            _, argmax = fwd(x, (2, 2), (2, 2), (0, 0))
+            return bwd(dy, argmax, x.shape)
+        return run, {"gbyte_in": x.nbytes / 1e9}
+    return ["maxpool2d_forward", "maxpool2d_backward"], build
+
+
+def softmax_ce_case(n, classes):
+    def build(k, rng):
+        logits = _rand(rng, n, classes)
+        target = rng.integers(0, classes, n).astype(np.int64)
+        fn = k("softmax_cross_entropy")
+        return (lambda: fn(logits, target, 0.0)), {"gbyte_in": logits.nbytes / 1e9}
+    return ["softmax_cross_entropy"], build
+
+
+def adam_case(size):
+    def build(k, rng):
+        p, g = _rand(rng, size), _rand(rng, size) * F32(1e-3)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        fn = k("adam_update_")
+        return (lambda: fn(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7, 10, 0.0, False)), {"gbyte_in": 4 * p.nbytes / 1e9}
+    return ["adam_update_"], build
+
+
+CASES = {
+    "dense 128x784->512 fwd+bwd": dense_case(),
+    "dense+relu fused 128x784->512 fwd+bwd": dense_case("relu"),
+    "conv 1->6 5x5 pad2 128x1x28x28 fwd": conv_case(128, 1, 6, 28, 5, 2, "fwd"),
+    "conv 1->6 5x5 pad2 128x1x28x28 bwd": conv_case(128, 1, 6, 28, 5, 2, "bwd"),
+    "conv 1->6 5x5 pad2 128x1x28x28 fwd+bwd": conv_case(128, 1, 6, 28, 5, 2, "fwd+bwd"),
+    "conv 32->64 3x3 128x32x26x26 fwd": conv_case(128, 32, 64, 26, 3, 0, "fwd"),
+    "conv 32->64 3x3 128x32x26x26 bwd": conv_case(128, 32, 64, 26, 3, 0, "bwd"),
+    "conv 32->64 3x3 128x32x26x26 fwd+bwd": conv_case(128, 32, 64, 26, 3, 0, "fwd+bwd"),
+    "maxpool 2x2 128x6x28x28 fwd+bwd": pool_case(128, 6, 28),
+    "maxpool 2x2 128x64x24x24 fwd+bwd": pool_case(128, 64, 24),
+    "softmax-CE 128x10": softmax_ce_case(128, 10),
+    "softmax-CE 1024x1000": softmax_ce_case(1024, 1000),
+    "adam 1M params": adam_case(1_000_000),
+}
+
+
+def _kernel_getter(backend, names):
+    """``registry.kernel`` for ``backend``, or a skip saying why this case cannot be timed there."""
+    from fastnet._kernels import registry
+
+    try:
+        available = set(registry.kernel_names())
+    except Exception as exc:  # a reference module failing to import is worth seeing, not a crash of the suite
+        pytest.skip(f"reference kernels failed to load: {exc!r}")
+    missing = [n for n in names if n not in available]
+    if missing:
+        pytest.skip(f"kernel(s) {missing} not in the registry yet")
+    if backend == "fast":
+        try:
+            compiled = set(registry.fast_kernel_names())
+        except Exception as exc:
+            pytest.skip(f"fast backend failed to load: {exc!r}")
+        missing = [n for n in names if n not in compiled]
+        if missing:
+            pytest.skip(f"fast kernel(s) {missing} not compiled yet (the registry would fall back to NumPy)")
+    return lambda name: registry.kernel(name, backend)
+
+
+@pytest.mark.parametrize("backend", ["fast", "numpy"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_kernel(benchmark, case, backend, threads, rounds):
+    names, build = CASES[case]
+    k = _kernel_getter(backend, names)
+    benchmark.group = f"kernel {case}"
+    benchmark.extra_info.update(variant=backend, threads=threads, dtype="float32")
+    fn, work = build(k, np.random.default_rng(0))
+    fn()  # first call compiles (Numba) outside any timing
+    median = run_pedantic(benchmark, fn, rounds)
+    if "gflop" in work:
+        benchmark.extra_info["gflops"] = round(work["gflop"] / median, 2)
+    if "gbyte_in" in work:
+        benchmark.extra_info["gbytes_per_s"] = round(work["gbyte_in"] / median, 2)

@@ -1,0 +1,65 @@
+"""Benchmark configuration: options, thread count, and helpers shared by the bench_*.py suites.
+
+Run from the repository root:  ``python -m pytest benchmarks/ --benchmark-only``
+(``benchmarks/pytest.ini`` makes pytest collect ``bench_*.py``; the normal test run never sees them).
+
+Every benchmark runs in pytest-benchmark's pedantic mode: ``--fn-warmup`` untimed rounds first (so Numba's
+compile time, paid at the first call, is never in a timing; ``bench_startup.py`` measures it separately), then
+``--fn-rounds`` timed rounds of one call each. Medians are what ``report.py`` prints.
+
+Environment: ``OPENBLAS_CORETYPE`` (set on some machines to pick OpenBLAS's kernels) is left as it is and
+recorded in the machine info; ``FASTNET_NUM_THREADS`` or ``--fn-threads`` picks the thread count.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+# The package may not be installed: run against the checkout next to this directory.
+if SRC.is_dir() and str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("fastnet benchmarks")
+    g.addoption("--fn-rounds", type=int, default=15, help="timed rounds per benchmark (default 15)")
+    g.addoption("--fn-warmup", type=int, default=3, help="untimed warm-up rounds (default 3; JIT compiles here)")
+    g.addoption("--fn-threads", type=int, default=None,
+                help="threads for fastnet and PyTorch (default: fastnet's default, the CPU affinity mask)")
+    g.addoption("--fn-denormal-steps", type=int, default=1500, help="training steps of the denormals run")
+    g.addoption("--fn-startup-rounds", type=int, default=2, help="fresh-interpreter runs per startup benchmark")
+
+
+@pytest.fixture(scope="session")
+def threads(request):
+    """Set fastnet's (and so Numba's, OpenMP's and BLAS's) thread count once; PyTorch uses the same number."""
+    import fastnet
+
+    n = request.config.getoption("--fn-threads")
+    if n:
+        fastnet.set_num_threads(n)
+    return fastnet.get_num_threads()
+
+
+@pytest.fixture(scope="session")
+def rounds(request):
+    return max(1, request.config.getoption("--fn-rounds")), max(1, request.config.getoption("--fn-warmup"))
+
+
+@pytest.fixture(scope="session")
+def torch_mod(threads):
+    """PyTorch with the same thread count as fastnet, or a skip saying how to get it."""
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("PyTorch comparison skipped: torch is not installed (pip install torch==2.13.0, CPU build; "
+                    "a benchmark extra, never a fastnet dependency)")
+    torch.set_num_threads(threads)
+    return torch

@@ -1,0 +1,196 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""im2col / col2im and the layout shuffles around the convolution GEMM (OpenMP, fused float types).
+
+Column layout (the kernel contract): ``cols[(c, kh, kw), (n, oh, ow)]``, shape (C*KH*KW, N*OH*OW),
+C-contiguous. Every (n, c) plane owns a disjoint block of it (rows c*KH*KW.., columns n*OH*OW..),
+so one ``prange`` over the N*C planes needs no locks and covers both a large batch and batch 1
+(where it runs over channels). ``nthreads == 1`` runs a plain loop: no OpenMP region at all.
+"""
+from cython.parallel cimport prange
+from libc.string cimport memset, memcpy
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef inline Py_ssize_t _first_valid(Py_ssize_t off, Py_ssize_t s) noexcept nogil:
+    # smallest o >= 0 with o*s + off >= 0
+    if off >= 0:
+        return 0
+    return (-off + s - 1) // s
+
+
+cdef inline Py_ssize_t _end_valid(Py_ssize_t off, Py_ssize_t s, Py_ssize_t size, Py_ssize_t nout) noexcept nogil:
+    # one past the largest o < nout with o*s + off < size
+    cdef Py_ssize_t e
+    if size - off <= 0:
+        return 0
+    e = (size - off - 1) // s + 1
+    return e if e < nout else nout
+
+
+cdef void _im2col_plane(const real* xp, real* cp, Py_ssize_t ld,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """One input plane -> KH*KW rows of OH*OW columns; row r starts at cp + r*ld."""
+    cdef Py_ssize_t ki, kj, oh, ow, h, w0, o0, o1
+    cdef real* dst
+    cdef const real* src
+    for ki in range(KH):
+        for kj in range(KW):
+            dst = cp + (ki * KW + kj) * ld
+            o0 = _first_valid(kj - pw, sw)
+            o1 = _end_valid(kj - pw, sw, W, OW)
+            if o0 > OW:
+                o0 = OW
+            if o1 < o0:
+                o1 = o0
+            for oh in range(OH):
+                h = oh * sh - ph + ki
+                if h < 0 or h >= H:
+                    memset(dst, 0, OW * sizeof(real))
+                else:
+                    src = xp + h * W
+                    w0 = kj - pw
+                    for ow in range(o0):
+                        dst[ow] = 0
+                    if sw == 1:
+                        memcpy(dst + o0, src + o0 + w0, (o1 - o0) * sizeof(real))
+                    else:
+                        for ow in range(o0, o1):
+                            dst[ow] = src[ow * sw + w0]
+                    for ow in range(o1, OW):
+                        dst[ow] = 0
+                dst += OW
+
+
+cdef void _col2im_plane(const real* cp, real* xp, Py_ssize_t ld,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """Adjoint of _im2col_plane: overwrites the plane with the sum of its column entries."""
+    cdef Py_ssize_t ki, kj, oh, ow, h, w0, o0, o1
+    cdef const real* src
+    cdef real* dst
+    memset(xp, 0, H * W * sizeof(real))
+    for ki in range(KH):
+        for kj in range(KW):
+            src = cp + (ki * KW + kj) * ld
+            o0 = _first_valid(kj - pw, sw)
+            o1 = _end_valid(kj - pw, sw, W, OW)
+            w0 = kj - pw
+            for oh in range(OH):
+                h = oh * sh - ph + ki
+                if h >= 0 and h < H:
+                    dst = xp + h * W
+                    if sw == 1:
+                        for ow in range(o0, o1):
+                            dst[ow + w0] += src[ow]
+                    else:
+                        for ow in range(o0, o1):
+                            dst[ow * sw + w0] += src[ow]
+                src += OW
+
+
+def im2col_into(const real[:, :, :, ::1] x, real[:, ::1] cols,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, int nthreads):
+    """Fill ``cols`` (C*KH*KW, N*OH*OW) from ``x`` (N, C, H, W)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - KH) // sh + 1, OW = (W + 2 * pw - KW) // sw + 1
+    cdef Py_ssize_t P = OH * OW, ld = cols.shape[1], i, n, c
+    if cols.shape[0] != C * KH * KW or ld != N * P:
+        raise ValueError(f"im2col_into: cols must be ({C * KH * KW}, {N * P}), got ({cols.shape[0]}, {cols.shape[1]})")
+    if N * C == 0 or P == 0:
+        return
+    cdef const real* xp = &x[0, 0, 0, 0]
+    cdef real* cp = &cols[0, 0]
+    if nthreads <= 1:
+        for i in range(N * C):
+            n = i // C
+            c = i - n * C
+            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * P, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+    else:
+        for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // C
+            c = i - n * C
+            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * P, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+
+
+def col2im_into(const real[:, ::1] cols, real[:, :, :, ::1] dx,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, int nthreads):
+    """Overwrite ``dx`` (N, C, H, W) with the adjoint of im2col applied to ``cols``."""
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - KH) // sh + 1, OW = (W + 2 * pw - KW) // sw + 1
+    cdef Py_ssize_t P = OH * OW, ld = cols.shape[1], i, n, c
+    if cols.shape[0] != C * KH * KW or ld != N * P:
+        raise ValueError(f"col2im_into: cols must be ({C * KH * KW}, {N * P}), got ({cols.shape[0]}, {cols.shape[1]})")
+    if N * C * H * W == 0:
+        return
+    cdef real* xp = &dx[0, 0, 0, 0]
+    if P == 0:
+        memset(xp, 0, N * C * H * W * sizeof(real))
+        return
+    cdef const real* cp = &cols[0, 0]
+    if nthreads <= 1:
+        for i in range(N * C):
+            n = i // C
+            c = i - n * C
+            _col2im_plane(cp + c * KH * KW * ld + n * P, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+    else:
+        for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // C
+            c = i - n * C
+            _col2im_plane(cp + c * KH * KW * ld + n * P, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+
+
+def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] dst, int nthreads):
+    """dst[n, f, :] = src[f, n*P:(n+1)*P] + b[f]: GEMM output (F, N*P) -> NCHW, bias fused."""
+    cdef Py_ssize_t N = dst.shape[0], F = dst.shape[1], P = dst.shape[2], i, n, f, p
+    cdef real bf
+    cdef const real* s
+    cdef real* d
+    if src.shape[0] != F or src.shape[1] != N * P or b.shape[0] != F:
+        raise ValueError("fnp_to_nfp_bias: shape mismatch")
+    if N * F * P == 0:
+        return
+    if nthreads <= 1:
+        for i in range(N * F):
+            n = i // F
+            f = i - n * F
+            s = &src[f, n * P]
+            d = &dst[n, f, 0]
+            bf = b[f]
+            for p in range(P):
+                d[p] = s[p] + bf
+    else:
+        for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // F
+            f = i - n * F
+            s = &src[f, n * P]
+            d = &dst[n, f, 0]
+            bf = b[f]
+            for p in range(P):
+                d[p] = s[p] + bf
+
+
+def nfp_to_fnp(const real[:, :, ::1] src, real[:, ::1] dst, int nthreads):
+    """dst[f, n*P:(n+1)*P] = src[n, f, :]: NCHW upstream gradient -> (F, N*P) GEMM operand."""
+    cdef Py_ssize_t N = src.shape[0], F = src.shape[1], P = src.shape[2], i, n, f
+    if dst.shape[0] != F or dst.shape[1] != N * P:
+        raise ValueError("nfp_to_fnp: shape mismatch")
+    if N * F * P == 0:
+        return
+    if nthreads <= 1:
+        for i in range(N * F):
+            n = i // F
+            f = i - n * F
+            memcpy(&dst[f, n * P], &src[n, f, 0], P * sizeof(real))
+    else:
+        for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // F
+            f = i - n * F
+            memcpy(&dst[f, n * P], &src[n, f, 0], P * sizeof(real))

@@ -1,0 +1,148 @@
+"""Fully connected layer, compiled (twin of ``reference/dense.py``).
+
+Forward: ONE BLAS GEMM written straight into the output (``np.matmul(..., out=)``,
+called from Python, never from inside a ``prange``), then one Numba pass that adds
+the bias and, when fused, applies the activation to each row while it is still in
+cache. NumPy's ``x @ w + b`` makes a second full pass and a second array for the add.
+
+Backward: the activation's derivative and the bias gradient ``db`` in one Numba pass
+(``dz`` written into a scratch array), then ``dX = dz @ W.T`` and ``dW = X.T @ dz``
+by GEMM (BLAS reads the transposed operands in place, no copy).
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from .activations import BLOCK, GELU, _bwd_block, _fwd_block, act_code
+
+__all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
+
+
+# --- forward: z += b row by row, then y = act(z) on the same row ---
+
+@jit
+def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1):
+    o = z.shape[1]
+    for r in range(r0, r1):
+        zr = z[r]
+        for j in range(o):
+            zr[j] += b[j]
+        if act_on:
+            _fwd_block(zr, y[r], code, alpha)  # y[r] may be zr itself: in place
+
+
+@jit
+def _bias_act_serial(z, y, b, code, alpha, act_on):
+    _bias_act_rows(z, y, b, code, alpha, act_on, 0, z.shape[0])
+
+
+@pjit
+def _bias_act_parallel(z, y, b, code, alpha, act_on):
+    n = z.shape[0]
+    rows = max(1, BLOCK // max(1, z.shape[1]))
+    for k in prange((n + rows - 1) // rows):
+        _bias_act_rows(z, y, b, code, alpha, act_on, k * rows, min(n, (k + 1) * rows))
+
+
+# --- backward: dz = act'(.) * dy and db = sum_rows(dz), per block of columns ---
+
+@jit
+def _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, c0, c1):
+    """Columns c0..c1: dz (if act_on) and db. Columns, not rows, so threads never share a db entry."""
+    n = dy.shape[0]
+    for j in range(c0, c1):
+        db[j] = 0
+    src = dz if act_on else dy
+    for i in range(n):
+        if act_on:
+            _bwd_block(dy[i, c0:c1], y[i, c0:c1], z[i, c0:c1], dz[i, c0:c1], code, alpha)
+        for j in range(c0, c1):
+            db[j] += src[i, j]
+
+
+@jit
+def _dz_db_serial(dy, y, z, dz, db, code, alpha, act_on):
+    _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, 0, dy.shape[1])
+
+
+@pjit
+def _dz_db_parallel(dy, y, z, dz, db, code, alpha, act_on, cols):
+    o = dy.shape[1]
+    for k in prange((o + cols - 1) // cols):
+        _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, k * cols, min(o, (k + 1) * cols))
+
+
+# --- Python entry points ---
+
+def _prepare(x, w, b=None):
+    dt = np.result_type(x, w) if b is None else np.result_type(x, w, b)
+    x = np.ascontiguousarray(x, dtype=dt)
+    w = np.asarray(w, dtype=dt)
+    if b is not None:
+        b = np.ascontiguousarray(b, dtype=dt)
+    return x, w, b
+
+
+def _forward(x, w, b, code, alpha, act_on):
+    x, w, b = _prepare(x, w, b)
+    z = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
+    np.matmul(x, w, out=z)
+    # GELU's backward needs the pre-activation, so it gets its own output array;
+    # every other activation overwrites z in place.
+    y = np.empty_like(z) if (act_on and code == GELU) else z
+    a = z.dtype.type(alpha)
+    if z.size >= PARALLEL_MIN_ELEMENTS:
+        _bias_act_parallel(z, y, b, code, a, act_on)
+    else:
+        _bias_act_serial(z, y, b, code, a, act_on)
+    return y, z
+
+
+def _backward(dy, x, w, y, z, code, alpha, act_on):
+    dt = np.result_type(dy, x, w)
+    dy = np.ascontiguousarray(dy, dtype=dt)
+    x = np.asarray(x, dtype=dt)
+    w = np.asarray(w, dtype=dt)
+    n, o = dy.shape
+    db = np.empty(o, dtype=dt)
+    if act_on:
+        dz = np.empty_like(dy)
+        saved = y if code != GELU else z
+        if saved is None:
+            raise ValueError(f"dense_act_backward: the saved {'z' if code == GELU else 'y'} is needed, got None")
+        yy = np.ascontiguousarray(saved, dtype=dt)
+        zz = yy
+    else:
+        dz = dy
+        yy = zz = dy  # unused placeholders with the right type
+    a = dt.type(alpha)
+    if dy.size >= PARALLEL_MIN_ELEMENTS:
+        cols = max(16, -(-o // (4 * numba.get_num_threads())))
+        _dz_db_parallel(dy, yy, zz, dz, db, code, a, act_on, cols)
+    else:
+        _dz_db_serial(dy, yy, zz, dz, db, code, a, act_on)
+    dx = np.empty((n, w.shape[0]), dtype=dt)
+    np.matmul(dz, w.T, out=dx)
+    dw = np.empty(w.shape, dtype=dt)
+    np.matmul(x.T, dz, out=dw)
+    return dx, dw, db
+
+
+def dense_forward(x, w, b):
+    return _forward(x, w, b, 0, 0.0, False)[0]
+
+
+def dense_backward(dy, x, w):
+    return _backward(dy, x, w, None, None, 0, 0.0, False)
+
+
+def dense_act_forward(x, w, b, act, alpha):
+    """``act(x @ w + b)`` in one GEMM and one pass; returns ``(y, z)``, z only for GELU."""
+    code = act_code(act)
+    y, z = _forward(x, w, b, code, alpha, True)
+    return y, (z if code == GELU else None)
+
+
+def dense_act_backward(dy, x, w, y, z, act, alpha):
+    return _backward(dy, x, w, y, z, act_code(act), alpha, True)

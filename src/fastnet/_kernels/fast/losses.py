@@ -1,0 +1,212 @@
+"""Loss kernels, compiled (twin of ``reference/losses.py``): ``(loss_sum, grad)``.
+
+Softmax cross-entropy is fused per row: max, log-sum-exp (the exponentials written
+straight into the gradient array), loss and gradient ``p * sum(t) - t`` (with label
+smoothing) while the row is in cache; nothing of size (N, C) is allocated besides the
+gradient. The elementwise losses are one pass each.
+
+Partial sums are float64 and taken over a FIXED partition (one per row, or per block of
+``BLOCK`` elements), then added in order, so the loss does not depend on the thread count.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from .activations import BLOCK
+
+__all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
+
+# Elementwise loss codes (one block routine, branch hoisted out of the loop).
+_BCE_LOGITS, _BCE_PROBS, _MSE = 0, 1, 2
+
+
+# --- softmax cross-entropy ---
+
+@jit
+def _lse_row(x, g, r):
+    """log-sum-exp of row r of x; leaves exp(x - max) in row r of g."""
+    c = x.shape[1]
+    mx = x[r, 0]
+    for j in range(1, c):
+        if x[r, j] > mx:
+            mx = x[r, j]
+    s = 0.0
+    for j in range(c):
+        e = math.exp(x[r, j] - mx)
+        g[r, j] = e
+        s += e
+    return mx + math.log(s), s
+
+
+@jit
+def _sce_ids_rows(x, ids, ls, g, out, r0, r1):
+    """Integer targets: loss_r = lse - (1-ls) x[k] - ls/C sum_j x[j]; g = p - ls/C - (1-ls)[j==k]."""
+    c = x.shape[1]
+    t = g.dtype.type
+    off = ls / c
+    for r in range(r0, r1):
+        lse, s = _lse_row(x, g, r)
+        inv = t(1.0 / s)
+        sx = 0.0
+        for j in range(c):
+            sx += x[r, j]
+            g[r, j] = g[r, j] * inv - t(off)
+        k = ids[r]
+        g[r, k] -= t(1.0 - ls)
+        out[r] = lse - (1.0 - ls) * x[r, k] - off * sx
+
+
+@jit
+def _sce_probs_rows(x, tgt, ls, g, out, r0, r1):
+    """Probability targets t' = (1-ls) t + ls/C: loss_r = -sum t'(x - lse); g = p sum(t') - t'."""
+    c = x.shape[1]
+    t = g.dtype.type
+    off = ls / c
+    for r in range(r0, r1):
+        lse, s = _lse_row(x, g, r)
+        tsum = 0.0
+        acc = 0.0
+        for j in range(c):
+            tj = (1.0 - ls) * tgt[r, j] + off
+            tsum += tj
+            acc += tj * (x[r, j] - lse)
+        scale = t(tsum / s)
+        for j in range(c):
+            g[r, j] = g[r, j] * scale - t((1.0 - ls) * tgt[r, j] + off)
+        out[r] = -acc
+
+
+@jit
+def _sce_ids_serial(x, ids, ls, g, out):
+    _sce_ids_rows(x, ids, ls, g, out, 0, x.shape[0])
+
+
+@pjit
+def _sce_ids_parallel(x, ids, ls, g, out, rows):
+    n = x.shape[0]
+    for k in prange((n + rows - 1) // rows):
+        _sce_ids_rows(x, ids, ls, g, out, k * rows, min(n, (k + 1) * rows))
+
+
+@jit
+def _sce_probs_serial(x, tgt, ls, g, out):
+    _sce_probs_rows(x, tgt, ls, g, out, 0, x.shape[0])
+
+
+@pjit
+def _sce_probs_parallel(x, tgt, ls, g, out, rows):
+    n = x.shape[0]
+    for k in prange((n + rows - 1) // rows):
+        _sce_probs_rows(x, tgt, ls, g, out, k * rows, min(n, (k + 1) * rows))
+
+
+def softmax_cross_entropy(logits, target, label_smoothing):
+    where = "softmax_cross_entropy"
+    x = np.ascontiguousarray(logits)
+    if x.ndim != 2:
+        raise ValueError(f"{where}: logits must be 2-D (N, C), got shape {x.shape}")
+    n, c = x.shape
+    target = np.asarray(target)
+    ls = float(label_smoothing)
+    g = np.empty_like(x)
+    out = np.empty(n, dtype=np.float64)
+    if n == 0:
+        return 0.0, g
+    rows = max(1, BLOCK // max(1, c))
+    parallel = x.size >= PARALLEL_MIN_ELEMENTS
+    if target.ndim == 1 and target.dtype.kind in "iu":
+        if target.shape[0] != n:
+            raise ValueError(f"{where}: integer target must have shape ({n},), got {target.shape}")
+        ids = np.ascontiguousarray(target, dtype=np.int64)
+        if ids.min() < 0 or ids.max() >= c:
+            raise ValueError(f"{where}: class ids must be in [0, {c}), got min {ids.min()} max {ids.max()}")
+        if parallel:
+            _sce_ids_parallel(x, ids, ls, g, out, rows)
+        else:
+            _sce_ids_serial(x, ids, ls, g, out)
+    else:
+        if target.shape != x.shape:
+            raise ValueError(f"{where}: probability target must have shape {x.shape}, got {target.shape}")
+        tgt = np.ascontiguousarray(target, dtype=x.dtype)
+        if parallel:
+            _sce_probs_parallel(x, tgt, ls, g, out, rows)
+        else:
+            _sce_probs_serial(x, tgt, ls, g, out)
+    return float(out.sum()), g
+
+
+# --- elementwise losses: BCE from logits, BCE on probabilities, MSE ---
+
+@jit
+def _elem_block(x, tgt, eps, g, code):
+    """One block: gradient into g, returns the block's loss sum (float64)."""
+    t = g.dtype.type
+    zero, one = t(0.0), t(1.0)
+    acc = 0.0
+    n = x.shape[0]
+    if code == 0:
+        for i in range(n):
+            v, y = x[i], tgt[i]
+            e = math.exp(-abs(v))  # never overflows; log1p(e) is the stable softplus tail
+            acc += (v if v > zero else zero) - v * y + math.log1p(e)
+            g[i] = (one / (one + e) if v >= zero else e / (one + e)) - y
+    elif code == 1:
+        lo, hi = eps, one - eps
+        for i in range(n):
+            p = min(max(x[i], lo), hi)
+            y = tgt[i]
+            acc -= y * math.log(p) + (one - y) * math.log1p(-p)
+            g[i] = (p - y) / (p * (one - p))
+    else:
+        for i in range(n):
+            d = x[i] - tgt[i]
+            acc += d * d
+            g[i] = t(2.0) * d
+    return acc
+
+
+@jit
+def _elem_serial(x, tgt, eps, g, code):
+    return _elem_block(x, tgt, eps, g, code)
+
+
+@pjit
+def _elem_parallel(x, tgt, eps, g, code, partial):
+    n = x.shape[0]
+    for k in prange(partial.shape[0]):
+        s = k * BLOCK
+        e = min(n, s + BLOCK)
+        partial[k] = _elem_block(x[s:e], tgt[s:e], eps, g[s:e], code)
+
+
+def _elementwise(pred, target, eps, code, where):
+    x = np.ascontiguousarray(pred)
+    target = np.asarray(target)
+    if target.shape != x.shape:
+        raise ValueError(f"{where}: target must have the prediction's shape {x.shape}, got {target.shape}")
+    tgt = np.ascontiguousarray(target, dtype=x.dtype)
+    g = np.empty_like(x)
+    xf, tf, gf = x.reshape(-1), tgt.reshape(-1), g.reshape(-1)
+    e = x.dtype.type(eps)
+    n = xf.shape[0]
+    if n >= PARALLEL_MIN_ELEMENTS:
+        partial = np.empty((n + BLOCK - 1) // BLOCK, dtype=np.float64)
+        _elem_parallel(xf, tf, e, gf, code, partial)
+        loss = partial.sum()
+    else:
+        loss = _elem_serial(xf, tf, e, gf, code)
+    return float(loss), g
+
+
+def sigmoid_bce_with_logits(logits, target):
+    return _elementwise(logits, target, 0.0, _BCE_LOGITS, "sigmoid_bce_with_logits")
+
+
+def bce_on_probs(probs, target, eps):
+    return _elementwise(probs, target, eps, _BCE_PROBS, "bce_on_probs")
+
+
+def mse(pred, target):
+    return _elementwise(pred, target, 0.0, _MSE, "mse")

@@ -1,0 +1,216 @@
+"""Save and load a ``Sequential`` as one ``.npz`` file, without pickle.
+
+Layout of the archive:
+
+- ``config``: a 0-d unicode array holding JSON: format name and version, fastnet version, the
+  layers (class name, ``get_config()``, name, ``lr_mult``, the state of any random generator the
+  layer owns, e.g. Dropout's), the compile settings (loss config, metric names, optimizer config)
+  and the model's shuffle seed (so ``fit(..., initial_epoch=k)`` resumes exactly).
+- ``model/<i>.<name>``: every parameter and buffer of layer ``i``.
+- ``optimizer/<key>``: the optimizer's ``state_dict()``.
+
+The file is written to a temporary file in the same directory and renamed over the target,
+so a crash mid-save leaves any previous file intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["save_model", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "fastnet.Sequential"
+FORMAT_VERSION = 1
+
+
+def _fastnet_version() -> str:
+    import fastnet
+
+    return getattr(fastnet, "__version__", "unknown")
+
+
+def _generator_states(layer) -> dict:
+    """JSON-able bit-generator states of every numpy Generator a layer keeps as an attribute."""
+    out = {}
+    for attr, value in vars(layer).items():
+        if isinstance(value, np.random.Generator):
+            out[attr] = value.bit_generator.state
+    return out
+
+
+def _restore_generators(layer, states: dict) -> None:
+    for attr, state in states.items():
+        gen = getattr(layer, attr, None)
+        if isinstance(gen, np.random.Generator) and gen.bit_generator.state["bit_generator"] == state["bit_generator"]:
+            gen.bit_generator.state = state
+        else:
+            bit_gen = getattr(np.random, state["bit_generator"])()
+            bit_gen.state = state
+            setattr(layer, attr, np.random.Generator(bit_gen))
+
+
+def model_config(model) -> dict:
+    """The JSON document stored under ``config``."""
+    layers = []
+    for layer in model.layers:
+        layers.append({"class": type(layer).__name__, "config": layer.get_config(), "name": layer.name,
+                       "lr_mult": float(layer.lr_mult), "training": bool(layer.training),
+                       "generators": _generator_states(layer)})
+    compiled = None
+    if model.loss is not None:
+        compiled = {"loss": model.loss.get_config(),
+                    "metrics": [m.name for m in model.metrics],
+                    "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
+                    "fused": any(getattr(l, "fused_activation", None) is not None for l in model.layers)}
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "fastnet_version": _fastnet_version(),
+            "name": model.name, "shuffle_seed": model.shuffle_seed,
+            "input_shape": list(model._input_shape) if model._input_shape is not None else None,
+            "layers": layers, "compile": compiled}
+
+
+def _write_npz(fileobj, arrays: dict) -> None:
+    """Write the archive (a separate function so tests can simulate a failure mid-save)."""
+    np.savez(fileobj, **arrays)
+
+
+def save_model(model, path) -> None:
+    """Write ``model`` to ``path`` atomically (see the module docstring for the layout)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"save: path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    try:
+        text = json.dumps(model_config(model))
+    except TypeError as e:
+        raise ValueError(f"save: the model's config is not JSON-serialisable ({e}); a layer's get_config() "
+                         "must return plain numbers, strings, lists and dicts") from None
+    arrays = {"config": np.array(text)}
+    for key, value in model.state_dict().items():
+        arrays[f"model/{key}"] = value
+    if model.optimizer is not None:
+        for key, value in model.optimizer.state_dict().items():
+            arrays[f"optimizer/{key}"] = np.asarray(value)
+    for key, value in arrays.items():
+        if value.dtype == object:
+            raise ValueError(f"save: {key} has dtype object; only numeric arrays can be saved without pickle")
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastnet-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read(path):
+    """Open the archive and return (config dict, arrays dict)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("it holds a single array, not an .npz archive")
+            if "config" not in data.files:
+                raise ValueError("it has no 'config' entry")
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file ({e})") from None
+    config_arr = arrays.pop("config")
+    try:
+        config = json.loads(str(config_arr[()]))
+    except (json.JSONDecodeError, TypeError, IndexError) as e:
+        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file (config is not JSON: {e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file "
+                         f"(format {config.get('format') if isinstance(config, dict) else None!r}, "
+                         f"expected {FORMAT_NAME!r})")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"load: {os.fspath(path)!r} has model format version {version!r} (written by fastnet "
+                         f"{config.get('fastnet_version')}); this fastnet {_fastnet_version()} reads version "
+                         f"{FORMAT_VERSION}")
+    return config, arrays
+
+
+def _build_layers(config: dict, path: str):
+    from .layers.base import LAYER_CLASSES
+
+    layers = []
+    for i, spec in enumerate(config["layers"]):
+        cls = LAYER_CLASSES.get(spec.get("class"))
+        if cls is None:
+            raise ValueError(f"load: {path!r} layer {i} has unknown layer class {spec.get('class')!r}; "
+                             f"known classes: {sorted(LAYER_CLASSES)}")
+        try:
+            layer = cls.from_config(dict(spec.get("config", {})))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"load: {path!r} layer {i} ({spec['class']}) cannot be rebuilt from its config "
+                             f"{spec.get('config')}: {e}") from None
+        layer.name = spec.get("name", layer.name)
+        layer.lr_mult = float(spec.get("lr_mult", 1.0))
+        layer.train(bool(spec.get("training", True)))
+        _restore_generators(layer, spec.get("generators", {}))
+        layers.append(layer)
+    return layers
+
+
+def load(path):
+    """Rebuild a model saved by ``Sequential.save``: same layers, weights, buffers and, if it was
+    compiled, the same loss, metrics and optimizer with its state, so ``fit`` or
+    ``train_on_batch`` continue exactly where the saved model was. Never unpickles anything.
+    """
+    from . import random as _random
+    from .model import Sequential
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    config, arrays = _read(path)
+
+    # Building layers draws initial weights from the global generator; loading must not
+    # change the user's random stream, so restore it afterwards.
+    gen = _random.generator()
+    saved_state = gen.bit_generator.state
+    try:
+        layers = _build_layers(config, path)
+    finally:
+        gen.bit_generator.state = saved_state
+
+    model = Sequential(layers, name=config.get("name"))
+    model.shuffle_seed = config.get("shuffle_seed")
+    if config.get("input_shape") is not None:
+        model._input_shape = tuple(config["input_shape"])
+    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except ValueError as e:
+        raise ValueError(f"load: {path!r} weights do not match its architecture: {e}") from None
+
+    compiled = config.get("compile")
+    if compiled is not None:
+        from . import losses as _losses, metrics as _metrics, optim as _optim
+
+        loss = _losses.from_config(compiled["loss"])
+        try:
+            metrics = [_metrics.get(name) for name in compiled.get("metrics", [])]
+        except ValueError as e:
+            raise ValueError(f"load: {path!r} uses a metric this fastnet does not know: {e}") from None
+        optimizer = _optim.from_config(compiled["optimizer"]) if compiled.get("optimizer") is not None else None
+        if optimizer is not None:
+            opt_state = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+            optimizer.load_state_dict(opt_state)
+        model.loss, model.metrics, model.optimizer = loss, metrics, optimizer
+        if compiled.get("fused", False):
+            model.fuse()
+    return model
