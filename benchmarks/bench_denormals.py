@@ -5,8 +5,8 @@ reaches float32 subnormals after roughly 700 steps; on x86 every arithmetic oper
 takes a slow microcode path and whole steps get 2-3x slower. fastnet's switch ``fastnet.set_flush_denormals``
 sets flush-to-zero / denormals-are-zero in the threads that run its kernels. This file runs the same training
 with the switch on and off (and PyTorch with ``torch.set_flush_denormal`` on and off) and records in
-``extra_info`` the median step time early (steps 50-250) and late (the last 200 steps), their ratio, and the
-share of subnormal numbers left in the optimizer state and weights at the end.
+``extra_info`` the median and 10th-percentile step time early (steps 50-250) and late (the last 200 steps), their
+ratios, and the share of subnormal numbers in the optimizer state and weights at the end.
 
 It takes a while (``--fn-denormal-steps``, default 1500, per variant): deselect it with ``-m "not denormals"``.
 Each variant is one timed round (the whole run); the interesting numbers are in ``extra_info``.
@@ -25,12 +25,14 @@ EARLY = slice(50, 250)
 
 
 def _subnormal_share(arrays) -> float:
-    tiny = np.finfo(np.float32).tiny
+    """Share of float32 values that are subnormal, read from the bits: with denormals-are-zero set in this thread,
+    ``x != 0`` would call a subnormal zero."""
     total = sub = 0
     for a in arrays:
         if isinstance(a, np.ndarray) and a.dtype == np.float32:
+            bits = np.ascontiguousarray(a).view(np.uint32)
             total += a.size
-            sub += int(np.count_nonzero((a != 0) & (np.abs(a) < tiny)))
+            sub += int(np.count_nonzero(((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)))
     return sub / max(total, 1)
 
 
@@ -58,13 +60,16 @@ def _timed_run(step, feeder, n_steps):
 
 def _record(benchmark, times):
     late = slice(max(len(times) - 200, EARLY.stop), len(times))
-    early_ms = float(np.median(times[EARLY])) * 1e3
-    late_ms = float(np.median(times[late])) * 1e3
-    benchmark.extra_info.update(steps=len(times), early_ms=round(early_ms, 3), late_ms=round(late_ms, 3),
-                                late_over_early=round(late_ms / early_ms, 2),
-                                # median step time per block of 100 steps, to see where a slowdown starts
-                                ms_per_100_steps=[round(float(np.median(times[i:i + 100])) * 1e3, 3)
-                                                  for i in range(0, len(times), 100)])
+    early, late = times[EARLY], times[late]
+    ms = {"early_ms": np.median(early), "late_ms": np.median(late),
+          # a busy shared machine only ever adds time, so the fast tail shows the step's own cost best
+          "early_p10_ms": np.percentile(early, 10), "late_p10_ms": np.percentile(late, 10)}
+    benchmark.extra_info.update({k: round(float(v) * 1e3, 3) for k, v in ms.items()})
+    benchmark.extra_info.update(
+        steps=len(times), late_over_early=round(float(ms["late_ms"] / ms["early_ms"]), 2),
+        late_over_early_p10=round(float(ms["late_p10_ms"] / ms["early_p10_ms"]), 2),
+        # median step time per block of 100 steps, to see where a slowdown starts
+        ms_per_100_steps=[round(float(np.median(times[i:i + 100])) * 1e3, 3) for i in range(0, len(times), 100)])
 
 
 @pytest.fixture
@@ -89,7 +94,7 @@ def test_denormals_fastnet(benchmark, backend, flush, n_steps, threads):
     benchmark.group = "denormals M1 long run"
     benchmark.extra_info.update(variant=f"{backend}-flush_{'on' if flush else 'off'}", threads=threads,
                                 data=ds.source)
-    previous = fastnet.get_flush_denormals() if hasattr(fastnet, "get_flush_denormals") else None
+    previous = fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled") else None
     set_flush(flush)
     try:
         with fastnet.use_backend(backend):

@@ -12,7 +12,6 @@ recorded in the machine info; ``FASTNET_NUM_THREADS`` or ``--fn-threads`` picks 
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,6 +30,8 @@ def pytest_addoption(parser):
     g = parser.getgroup("fastnet benchmarks")
     g.addoption("--fn-rounds", type=int, default=15, help="timed rounds per benchmark (default 15)")
     g.addoption("--fn-warmup", type=int, default=3, help="untimed warm-up rounds (default 3; JIT compiles here)")
+    g.addoption("--fn-budget", type=float, default=20.0,
+                help="seconds of timed rounds per benchmark before the round count is cut (min 5 rounds; default 20)")
     g.addoption("--fn-threads", type=int, default=None,
                 help="threads for fastnet and PyTorch (default: fastnet's default, the CPU affinity mask)")
     g.addoption("--fn-denormal-steps", type=int, default=1500, help="training steps of the denormals run")
@@ -50,7 +51,8 @@ def threads(request):
 
 @pytest.fixture(scope="session")
 def rounds(request):
-    return max(1, request.config.getoption("--fn-rounds")), max(1, request.config.getoption("--fn-warmup"))
+    return (max(1, request.config.getoption("--fn-rounds")), max(1, request.config.getoption("--fn-warmup")),
+            float(request.config.getoption("--fn-budget")))
 
 
 @pytest.fixture(scope="session")
@@ -62,4 +64,17 @@ def torch_mod(threads):
         pytest.skip("PyTorch comparison skipped: torch is not installed (pip install torch==2.13.0, CPU build; "
                     "a benchmark extra, never a fastnet dependency)")
     torch.set_num_threads(threads)
+    # fastnet (imported for its thread count) may have set flush-to-zero in this thread; give PyTorch its own default.
+    torch.set_flush_denormal(False)
     return torch
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record fastnet's view of the machine (CPU, threads, versions, BLAS) in the saved JSON."""
+    from machine import machine_info as fastnet_machine_info
+
+    n = config.getoption("--fn-threads")
+    if n:
+        import fastnet
+        fastnet.set_num_threads(n)
+    machine_info["fastnet"] = fastnet_machine_info()

@@ -1,14 +1,366 @@
-"""Fast (Numba) kernels against their NumPy twins: dense, activations, batch-norm, dropout.
+"""Fast (Numba) kernels against their NumPy twins, on random shapes (hypothesis).
 
-Losses and optimizer updates: ``test_fast_kernels_losses_optim.py``; coverage, warmup and
-"import compiles nothing": ``test_fast_kernels_meta.py``.
-
-Equality criterion: float32 within 1e-4 and float64 within 1e-10, relative to the
-largest reference magnitude (elementwise relative error is meaningless for entries
-that cancel to ~0), and the output dtype is the input dtype.
+Criterion: float32 within 1e-4 and float64 within 1e-10, relative to the largest
+reference magnitude (elementwise relative error means nothing for entries that cancel
+to ~0), and the output dtype equals the input dtype. Shapes include batch 1 and odd
+sizes; ``test_parallel_variants`` repeats every kernel above ``PARALLEL_MIN_ELEMENTS``
+so the threaded variants are checked too. Coverage, warmup and "import compiles
+nothing" are in ``test_fast_kernels_meta.py``.
 """
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fastnet._jit_testing import assert_matches, both, fast, ref  # noqa: F401  (see conftest-free helper)
+from fastnet._kernels._jit import PARALLEL_MIN_ELEMENTS
+from fastnet._kernels.fast import dense as fast_dense
+from fastnet._kernels.registry import kernel
+
+DTYPES = (np.float32, np.float64)
+TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+ACTS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
+SETTINGS = settings(derandomize=True, max_examples=12, deadline=None)
+
+dtypes = st.sampled_from(DTYPES)
+seeds = st.integers(0, 2**31 - 1)
+dim = st.integers(1, 17)  # batch 1 and odd sizes included
+
+
+def run(name, *args):
+    """(fast result, reference result), each on its own deep copy of the arguments."""
+    copy = lambda a: a.copy() if isinstance(a, np.ndarray) else a  # noqa: E731
+    return kernel(name, "fast")(*map(copy, args)), kernel(name, "numpy")(*map(copy, args))
+
+
+def close(f, r, dtype):
+    """Assert one fast output equals the reference's (value, shape, dtype)."""
+    if r is None:
+        assert f is None
+        return
+    if isinstance(r, float):
+        assert isinstance(f, float)
+        np.testing.assert_allclose(f, r, rtol=TOL[np.dtype(dtype)] * 10)  # a sum of many terms
+        return
+    f, r = np.asarray(f), np.asarray(r)
+    assert f.dtype == np.dtype(dtype), f"fast output dtype {f.dtype}, expected {np.dtype(dtype)}"
+    assert f.shape == r.shape
+    tol = TOL[np.dtype(dtype)]
+    scale = max(1.0, float(np.max(np.abs(r)))) if r.size else 1.0
+    np.testing.assert_allclose(f, r, rtol=tol, atol=tol * scale)
+
+
+def close_all(fr, dtype):
+    f, r = fr
+    if isinstance(r, tuple):
+        assert isinstance(f, tuple) and len(f) == len(r)
+        for a, b in zip(f, r):
+            close(a, b, dtype)
+    else:
+        close(f, r, dtype)
+
+
+def randn(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+# --- dense ---
+
+@SETTINGS
+@given(n=dim, i=dim, o=dim, dtype=dtypes, seed=seeds)
+def test_dense(n, i, o, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b, dy = randn(rng, (n, i), dtype), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
+    close_all(run("dense_forward", x, w, b), dtype)
+    close_all(run("dense_backward", dy, x, w), dtype)
+
+
+@SETTINGS
+@given(n=dim, i=dim, o=dim, act=st.sampled_from(ACTS), dtype=dtypes, seed=seeds)
+def test_dense_act(n, i, o, act, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b, dy = randn(rng, (n, i), dtype), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
+    (yf, zf), (yr, zr) = run("dense_act_forward", x, w, b, act, 0.1)
+    close(yf, yr, dtype)
+    close(zf, zr, dtype)
+    # Backward from the reference's saved arrays, so only the backward kernel is compared.
+    close_all(run("dense_act_backward", dy, x, w, yr, zr, act, 0.1), dtype)
+
+
+# --- activations ---
+
+shapes = st.lists(dim, min_size=1, max_size=4).map(tuple)
+
+
+@SETTINGS
+@given(shape=shapes, dtype=dtypes, seed=seeds)
+def test_elementwise_activations(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, dy = randn(rng, shape, dtype, 3.0), randn(rng, shape, dtype)
+    x.flat[0] = 0.0  # the kink: gradient at 0 is 0
+    for name in ("relu", "sigmoid", "tanh"):
+        (yf, yr) = run(f"{name}_forward", x)
+        close(yf, yr, dtype)
+        close_all(run(f"{name}_backward", dy, yr), dtype)
+    close_all(run("leaky_relu_forward", x, 0.2), dtype)
+    close_all(run("leaky_relu_backward", dy, kernel("leaky_relu_forward", "numpy")(x, 0.2), 0.2), dtype)
+    close_all(run("gelu_forward", x), dtype)
+    close_all(run("gelu_backward", dy, x), dtype)
+    for act in ACTS:
+        yf, yr = run("act_forward", x, act, 0.1)
+        close(yf, yr, dtype)
+        z = x if act == "gelu" else None
+        close_all(run("act_backward_from_output", dy, yr, z, act, 0.1), dtype)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    x = np.array([-1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4], dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = kernel("sigmoid_forward", "fast")(x)
+    assert np.all(np.isfinite(y))
+    close(y, kernel("sigmoid_forward", "numpy")(x), np.float32)
+
+
+# The fast kernels compute exp, tanh and log1p with their own vectorised polynomials
+# (see fast/activations.py): check them ELEMENTWISE (no scaling) over wide ranges,
+# including tiny arguments, where a careless formula loses all relative accuracy.
+ELEMENT_RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vectorised_math_is_accurate_elementwise(dtype):
+    mags = np.logspace(-9, 1.9, 4001)
+    x = np.concatenate([-mags[::-1], [0.0], mags]).astype(dtype)
+    rtol, tiny = ELEMENT_RTOL[np.dtype(dtype)], np.finfo(dtype).tiny
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(kernel("tanh_forward", "fast")(x), np.tanh(x64), rtol=rtol, atol=tiny)
+    np.testing.assert_allclose(kernel("sigmoid_forward", "fast")(x), 1 / (1 + np.exp(-x64)), rtol=rtol, atol=tiny)
+    rows = x[None, 3000:5000]  # |x| < ~0.1 ... 1e-9 ... : many nearly equal terms
+    np.testing.assert_allclose(kernel("softmax_forward", "fast")(rows), kernel("softmax_forward", "numpy")(rows),
+                               rtol=rtol)
+    # BCE from logits with t = 1 on x > 0 is log1p(exp(-x)): tiny for large x.
+    pos = x[x > 0]
+    loss, _ = kernel("sigmoid_bce_with_logits", "fast")(pos[-1500:], np.ones(1500, dtype))
+    np.testing.assert_allclose(loss, np.log1p(np.exp(-pos[-1500:].astype(np.float64))).sum(), rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_propagates_like_the_reference(dtype):
+    # A diverging model must show up as a NaN loss (fit stops on it), never be masked.
+    x = np.array([[0.5, np.nan, -1.0, 2.0]], dtype)
+    for name, args in [("softmax_forward", (x,)), ("sigmoid_forward", (x,)), ("tanh_forward", (x,)),
+                       ("relu_forward", (x,)), ("gelu_forward", (x,))]:
+        f, r = run(name, *args)
+        np.testing.assert_array_equal(np.isnan(f), np.isnan(r), err_msg=name)
+    for target in (np.array([0]), np.full((1, 4), 0.25, dtype)):
+        loss, g = kernel("softmax_cross_entropy", "fast")(x, target, 0.0)
+        assert np.isnan(loss) and np.isnan(g).all()
+    loss, g = kernel("sigmoid_bce_with_logits", "fast")(x, np.ones_like(x))
+    assert np.isnan(loss) and np.isnan(g[0, 1])
+
+
+@SETTINGS
+@given(shape=st.lists(dim, min_size=1, max_size=3).map(tuple), dtype=dtypes, seed=seeds)
+def test_softmax(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, dy = randn(rng, shape, dtype, 5.0), randn(rng, shape, dtype)
+    yf, yr = run("softmax_forward", x)
+    close(yf, yr, dtype)
+    close_all(run("softmax_backward", dy, yr), dtype)
+
+
+def test_unknown_activation_is_a_value_error():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        kernel("act_forward", "fast")(x, "swish", 0.0)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        kernel("dense_act_forward", "fast")(x, np.ones((3, 2), np.float32), np.zeros(2, np.float32), "swish", 0.0)
+
+
+# --- batch norm ---
+
+@SETTINGS
+@given(n=dim, c=st.integers(1, 7), l=st.sampled_from([1, 3, 16, 25]), dtype=dtypes, seed=seeds)
+def test_batchnorm(n, c, l, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, (n, c, l), dtype, 2.0) + dtype(3.0)  # non-zero mean: the centring matters
+    gamma, beta = randn(rng, c, dtype), randn(rng, c, dtype)
+    (yf, mf, vf, hf, sf), ref = run("batchnorm_forward_train", x, gamma, beta, 1e-5)
+    close_all(((yf, mf, vf, hf, sf), ref), dtype)
+    rm, rv = randn(rng, c, dtype), np.abs(randn(rng, c, dtype)) + dtype(0.5)
+    close_all(run("batchnorm_forward_eval", x, gamma, beta, rm, rv, 1e-5), dtype)
+    dy = randn(rng, (n, c, l), dtype)
+    _, _, _, xhat, inv_std = ref
+    close_all(run("batchnorm_backward", dy, xhat, gamma, inv_std), dtype)
+
+
+def test_batchnorm_rejects_bad_shapes():
+    x = np.ones((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\), got \(4,\)"):
+        kernel("batchnorm_forward_train", "fast")(x, np.ones(4, np.float32), np.ones(3, np.float32), 1e-5)
+    with pytest.raises(ValueError, match=r"x3 must be 3-D \(N, C, L\), got shape \(3, 4\)"):
+        kernel("batchnorm_forward_train", "fast")(x[0], np.ones(3, np.float32), np.ones(3, np.float32), 1e-5)
+
+
+# --- dropout ---
+
+@SETTINGS
+@given(shape=shapes, dtype=dtypes, seed=seeds, p=st.sampled_from([0.1, 0.5, 0.9]), kind=st.sampled_from([bool, np.uint8]))
+def test_dropout(shape, dtype, seed, p, kind):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, shape, dtype)
+    mask = (rng.random(shape) >= p).astype(kind)
+    close_all(run("dropout_forward", x, mask, 1.0 / (1.0 - p)), dtype)
+    close_all(run("dropout_backward", x, mask, 1.0 / (1.0 - p)), dtype)
+
+
+def test_dropout_rejects_mask_of_wrong_shape():
+    with pytest.raises(ValueError, match=r"dropout_forward: mask shape must equal the input shape \(2, 3\), got \(3, 2\)"):
+        kernel("dropout_forward", "fast")(np.ones((2, 3)), np.ones((3, 2), bool), 2.0)
+
+
+# --- losses ---
+
+@SETTINGS
+@given(n=dim, c=st.integers(1, 12), dtype=dtypes, seed=seeds, ls=st.sampled_from([0.0, 0.1]),
+       probs=st.booleans())
+def test_softmax_cross_entropy(n, c, dtype, seed, ls, probs):
+    rng = np.random.default_rng(seed)
+    logits = randn(rng, (n, c), dtype, 4.0)
+    if probs:
+        t = rng.random((n, c)).astype(dtype)
+        target = t / t.sum(axis=1, keepdims=True)
+    else:
+        target = rng.integers(0, c, size=n)
+    close_all(run("softmax_cross_entropy", logits, target, ls), dtype)
+
+
+@SETTINGS
+@given(shape=shapes, dtype=dtypes, seed=seeds)
+def test_elementwise_losses(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, shape, dtype, 5.0)
+    t01 = (rng.random(shape) > 0.5).astype(dtype)
+    soft = rng.random(shape).astype(dtype)
+    close_all(run("sigmoid_bce_with_logits", x, t01), dtype)
+    close_all(run("sigmoid_bce_with_logits", x, soft), dtype)
+    p = rng.uniform(-0.1, 1.1, shape).astype(dtype)  # some outside [eps, 1 - eps]: clipped
+    close_all(run("bce_on_probs", p, soft, 1e-7), dtype)
+    close_all(run("mse", x, soft), dtype)
+
+
+def test_losses_are_stable_for_huge_logits():
+    x = np.array([[1e4, -1e4, 0.0], [-500.0, 500.0, 1.0]], np.float32)
+    with np.errstate(all="raise"):
+        loss, g = kernel("softmax_cross_entropy", "fast")(x, np.array([1, 1]), 0.0)
+        lb, gb = kernel("sigmoid_bce_with_logits", "fast")(x, np.ones_like(x))
+    assert np.isfinite(loss) and np.all(np.isfinite(g)) and np.isfinite(lb) and np.all(np.isfinite(gb))
+    close_all(((loss, g), kernel("softmax_cross_entropy", "numpy")(x, np.array([1, 1]), 0.0)), np.float32)
+
+
+def test_loss_input_errors():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"class ids must be in \[0, 3\), got min 0 max 3"):
+        kernel("softmax_cross_entropy", "fast")(x, np.array([0, 3]), 0.0)
+    with pytest.raises(ValueError, match=r"probability target must have shape \(2, 3\), got \(2, 4\)"):
+        kernel("softmax_cross_entropy", "fast")(x, np.zeros((2, 4), np.float32), 0.0)
+    with pytest.raises(ValueError, match=r"mse: target must have the prediction's shape \(2, 3\), got \(3,\)"):
+        kernel("mse", "fast")(x, np.zeros(3, np.float32))
+
+
+# --- optimizer updates (in place, several steps) ---
+
+OPTIM_CASES = [
+    ("sgd_update_", dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0), ()),
+    ("sgd_update_", dict(lr=0.05, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=1e-3), ("buf",)),
+    ("sgd_update_", dict(lr=0.05, momentum=0.9, dampening=0.1, nesterov=True, weight_decay=0.0), ("buf",)),
+    ("adagrad_update_", dict(lr=0.1, eps=1e-10, weight_decay=0.0), ("acc",)),
+    ("adagrad_update_", dict(lr=0.1, eps=1e-10, weight_decay=1e-2), ("acc",)),
+    ("rmsprop_update_", dict(lr=0.01, rho=0.9, eps=1e-8, weight_decay=0.0), ("sq",)),
+    ("rmsprop_update_", dict(lr=0.01, rho=0.99, eps=1e-8, weight_decay=1e-2), ("sq",)),
+    ("adam_update_", dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False), ("m", "v")),
+    ("adam_update_", dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, decoupled=False), ("m", "v")),
+    ("adam_update_", dict(lr=1e-3, beta1=0.8, beta2=0.99, eps=1e-8, weight_decay=1e-2, decoupled=True), ("m", "v")),
+]
+
+
+def optim_steps(backend, name, hyper, state_names, p0, grads):
+    """Run len(grads) in-place steps on copies; returns the parameter and the state arrays."""
+    p = p0.copy()
+    state = {s: np.zeros_like(p) for s in state_names}
+    fn = kernel(name, backend)
+    for t, g in enumerate(grads, start=1):
+        kw = dict(hyper)
+        if name == "sgd_update_":
+            kw["buf"] = state.get("buf")
+        elif name == "adam_update_":
+            kw.update(m=state["m"], v=state["v"], t=t)
+        else:
+            kw[state_names[0]] = state[state_names[0]]
+        assert fn(p=p, g=g, **kw) is None  # in place: returns None
+    return (p,) + tuple(state[s] for s in state_names)
+
+
+@pytest.mark.parametrize("name,hyper,state_names", OPTIM_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (7, 3), (3, 5, 2, 2)])
+def test_optimizer_updates_match_after_several_steps(name, hyper, state_names, dtype, shape):
+    rng = np.random.default_rng(7)
+    p0 = randn(rng, shape, dtype)
+    grads = [randn(rng, shape, dtype) for _ in range(5)]
+    fast = optim_steps("fast", name, hyper, state_names, p0, grads)
+    ref = optim_steps("numpy", name, hyper, state_names, p0, grads)
+    for a, b in zip(fast, ref):
+        close(a, b, dtype)
+    assert not np.array_equal(fast[0], p0)  # the parameter really moved
+
+
+def test_optimizer_rejects_non_contiguous_parameter():
+    p = np.ones((4, 4), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="sgd_update_: p must be a writeable C-contiguous ndarray"):
+        kernel("sgd_update_", "fast")(p, np.ones_like(p), None, 0.1, 0.0, 0.0, False, 0.0)
+    q = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match=r"adam_update_: m must match p \(\(4,\), float32\), got \(\(3,\), float32\)"):
+        kernel("adam_update_", "fast")(q, q, np.zeros(3, np.float32), np.zeros(4, np.float32),
+                                       0.1, 0.9, 0.999, 1e-8, 1, 0.0, False)
+
+
+# --- the threaded variants: every kernel once above PARALLEL_MIN_ELEMENTS ---
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parallel_variants(dtype, monkeypatch):
+    # Dense's bias/db passes go parallel only from a larger size: lower it for this test.
+    monkeypatch.setattr(fast_dense, "PASS_PARALLEL_MIN", PARALLEL_MIN_ELEMENTS)
+    rng = np.random.default_rng(3)
+    big = PARALLEL_MIN_ELEMENTS + 1001  # odd, not a multiple of the block size
+    n, i, o = 257, 9, big // 257 + 1
+    x, w, b, dy = randn(rng, (n, i), dtype), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
+    close_all(run("dense_forward", x, w, b), dtype)
+    close_all(run("dense_backward", dy, x, w), dtype)
+    for act in ACTS:
+        (yf, zf), (yr, zr) = run("dense_act_forward", x, w, b, act, 0.1)
+        close(yf, yr, dtype)
+        close_all(run("dense_act_backward", dy, x, w, yr, zr, act, 0.1), dtype)
+        close_all(run("act_forward", dy, act, 0.1), dtype)
+        close_all(run("act_backward_from_output", dy, yr, zr, act, 0.1), dtype)
+    close_all(run("softmax_forward", dy), dtype)
+    close_all(run("softmax_backward", dy, kernel("softmax_forward", "numpy")(dy)), dtype)
+    close_all(run("softmax_cross_entropy", dy, rng.integers(0, o, size=n), 0.1), dtype)
+    probs = kernel("softmax_forward", "numpy")(randn(rng, (n, o), dtype))
+    close_all(run("softmax_cross_entropy", dy, probs, 0.0), dtype)
+    flat = randn(rng, big, dtype)
+    soft = rng.random(big).astype(dtype)
+    close_all(run("sigmoid_bce_with_logits", flat, soft), dtype)
+    close_all(run("bce_on_probs", soft, soft[::-1].copy(), 1e-7), dtype)
+    close_all(run("mse", flat, soft), dtype)
+    mask = rng.random(big) > 0.3
+    close_all(run("dropout_forward", flat, mask, 1 / 0.7), dtype)
+    x3 = randn(rng, (13, 7, 751), dtype)
+    gamma, beta = randn(rng, 7, dtype), randn(rng, 7, dtype)
+    ref = kernel("batchnorm_forward_train", "numpy")(x3, gamma, beta, 1e-5)
+    close_all(run("batchnorm_forward_train", x3, gamma, beta, 1e-5), dtype)
+    close_all(run("batchnorm_forward_eval", x3, gamma, beta, ref[1], ref[2], 1e-5), dtype)
+    close_all(run("batchnorm_backward", x3[::-1].copy(), ref[3], gamma, ref[4]), dtype)
+    grads = [randn(rng, big, dtype) for _ in range(3)]
+    for name, hyper, state_names in OPTIM_CASES[1::2]:
+        fast = optim_steps("fast", name, hyper, state_names, flat, grads)
+        for a, r in zip(fast, optim_steps("numpy", name, hyper, state_names, flat, grads)):
+            close(a, r, dtype)

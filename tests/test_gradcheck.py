@@ -203,6 +203,17 @@ def test_check_model(rng):
     assert res.worst == "1.weight" and res.index == (1, 2)
 
 
+def test_check_model_with_random_and_normalising_layers(rng):
+    from fastnet.layers import BatchNorm1d, Dropout, Tanh
+    model = _TinyModel([Dense(5, 6, dtype=np.float64), BatchNorm1d(6, dtype=np.float64), Tanh(), Dropout(0.5),
+                        Dense(6, 2, dtype=np.float64)], _HalfSquare())
+    running = model.layers[1].buffers["running_mean"].copy()
+    res = check_model(model, rng.standard_normal((4, 5)), rng.standard_normal((4, 2)))
+    assert res.ok, str(res)
+    assert {"4.weight", "1.weight", "1.bias"} <= set(res.errors)
+    np.testing.assert_array_equal(model.layers[1].buffers["running_mean"], running)
+
+
 def test_result_is_readable():
     res = GradcheckResult(ok=True, max_error=1e-9, worst="x", index=(0, 1), numeric=1.0, analytic=1.0,
                           errors={"x": 1e-9}, modes={"x": "elementwise"})

@@ -61,6 +61,7 @@ def test_fuse_equals_dense_then_activation(backend, act_layer, rng):
         np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-12, atol=1e-12)
     # fusion is runtime state: the config describes the linear layer, and unfuse restores it
     assert fused.get_config()["activation"] is None
+    assert f"fused={act_layer.fusable[0]!r}" in repr(fused)
     np.testing.assert_allclose(fused.unfuse().forward(x), plain.forward(x), rtol=1e-12)
 
 

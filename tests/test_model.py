@@ -465,3 +465,12 @@ def test_terminate_on_nan_stops_cleanly():
     assert hist.epoch == []  # the first epoch never finished
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(v, cb.snapshots[0][k])
+
+
+def test_dataloader_checked_before_training():
+    x, y = blobs(n=20)
+    m = compiled()
+    with pytest.raises(ValueError, match=r"fit: input of sample shape \(5,\) does not fit the model: Dense"):
+        m.fit(fn.DataLoader(x[:, :5], y, batch_size=4), verbose=0)
+    with pytest.raises(ValueError, match=r"labels must be class ids in \[0, 3\)"):
+        m.fit(fn.DataLoader(x, y + 3, batch_size=4), verbose=0)

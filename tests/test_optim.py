@@ -2,7 +2,6 @@
 lr multipliers, state save/restore, per-parameter state, errors and config."""
 import io
 import json
-import math
 
 import numpy as np
 import pytest
@@ -119,7 +118,7 @@ def test_float32_in_place(backend, make):
 @pytest.mark.parametrize("make", [lambda lr: optim.SGD(lr, momentum=0.5), lambda lr: optim.RMSprop(lr),
                                   lambda lr: optim.Adam(lr), lambda lr: optim.AdaGrad(lr)])
 def test_lr_mult_scales_the_learning_rate(backend, make):
-    np.testing.assert_allclose(run(make(0.1), lr_mult=0.25), run(make(0.025)), rtol=1e-14)
+    np.testing.assert_allclose(run(make(0.1), lr_mult=0.25), run(make(0.025)), rtol=1e-12)
     np.testing.assert_array_equal(run(make(0.1), lr_mult=0.0), P0)  # a frozen layer does not move
 
 
@@ -302,11 +301,10 @@ def test_update_kernels_fast_equals_reference(rng, dtype, rtol):
         assert out["fast"][0].dtype == dtype
 
 
-def test_sgd_kernel_with_bias_correction_free_math():
+def test_reference_sgd_kernel_one_explicit_step():
     # one explicit reference-kernel step with every term: p -= lr * (d + mu * (mu * buf + d)), d = g + wd * p
     p, g, buf = np.array([2.0]), np.array([0.5]), np.array([1.0])
     kernel("sgd_update_", "numpy")(p, g, buf, 0.1, 0.9, 0.0, True, 0.25)
     d = 0.5 + 0.25 * 2.0
     assert buf[0] == pytest.approx(0.9 * 1.0 + d)
     assert p[0] == pytest.approx(2.0 - 0.1 * (d + 0.9 * (0.9 + d)))
-    assert math.isfinite(p[0])

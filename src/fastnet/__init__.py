@@ -20,3 +20,4 @@ from .serialization import load  # noqa: F401
 from .utils import minmax_scale, standardize, to_categorical, train_val_split  # noqa: F401
 from ._training import NonFiniteLossError  # noqa: F401
 from ._kernels.warmup import warmup  # noqa: F401
+from ._kernels.fpenv import flush_denormals_enabled, set_flush_denormals  # noqa: F401  (applies the FTZ default)

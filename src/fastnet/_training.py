@@ -95,6 +95,18 @@ def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str)
     return y
 
 
+def _check_loader_sample(model, loader, where: str) -> None:
+    """Run the loader's first sample through the model before training (when it exposes its
+    arrays and has no transform that could change the shape)."""
+    x = getattr(loader, "x", None)
+    if x is None or getattr(loader, "transform", None) is not None or not hasattr(x, "shape") or len(x) == 0:
+        return
+    xs = _numeric(x[:1], "x", where)
+    y = getattr(loader, "y", None)
+    ys = _prepare_y(model, y[:1], 1, where) if y is not None and hasattr(y, "shape") else None
+    _check_against_model(model, np.ascontiguousarray(xs, dtype=model.dtype), ys, where)
+
+
 def _prepare(model, x, y, where: str):
     x = _prepare_x(model, x, where)
     y = _prepare_y(model, y, x.shape[0], where) if y is not None else None
@@ -254,6 +266,7 @@ def fit(model, x, y, *, epochs, batch_size, shuffle, validation_data, validation
             raise ValueError("fit: validation_split is not supported with a DataLoader; pass validation_data")
         n_train = int(getattr(loader, "num_samples", 0) or 0)
         batch_size = loader.batch_size
+        _check_loader_sample(model, loader, where)
     else:
         batch_size = _positive_int(batch_size, "batch_size", where)
         x, y = _prepare(model, x, y, where)
@@ -271,7 +284,8 @@ def fit(model, x, y, *, epochs, batch_size, shuffle, validation_data, validation
     history = History()
     params = {"epochs": epochs, "batch_size": batch_size, "samples": n_train, "verbose": verbose,
               "initial_epoch": initial_epoch}
-    cbs = CallbackList([history] + list(callbacks or []), model, params)
+    # History last (as Keras), so it records what other callbacks add to the logs (e.g. "lr").
+    cbs = CallbackList(list(callbacks or []) + [history], model, params)
     model.history = history
     model.stop_training = False
 
@@ -343,7 +357,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
                 break
         logs = meter.means()
         if val is not None:
-            vlogs = _evaluate_prepared(model, val, 256 if loader is None else None)
+            vlogs = _evaluate_prepared(model, val, 256)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         if bar is not None:
             bar.set_postfix_str(_fmt(logs), refresh=True)
@@ -393,6 +407,8 @@ def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     bar = _bar(total, "evaluate", verbose)
     try:
         logs = _evaluate_prepared(model, data, batch_size, bar)
+        if bar is not None:
+            bar.set_postfix_str(_fmt(logs), refresh=True)
     finally:
         if bar is not None:
             bar.close()

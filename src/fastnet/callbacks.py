@@ -195,7 +195,7 @@ class EarlyStopping(Callback):
                 self.best_weights = self.model.state_dict()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
@@ -297,6 +297,8 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.is_object:
             return
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.lr)  # the rate this epoch used (Keras logs it too)
         if "Plateau" in type(self.schedule).__name__:
             value = (logs or {}).get(self.monitor)
             if value is None:
@@ -306,8 +308,6 @@ class LearningRateScheduler(Callback):
             self.schedule.step(float(value))
         else:
             self.schedule.step()
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.lr)
 
 
 class ReduceLROnPlateau(Callback):

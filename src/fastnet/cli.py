@@ -196,8 +196,10 @@ def cmd_train(args) -> int:
         fastnet.set_num_threads(args.threads)
     fastnet.seed(args.seed)
     data = load_data(args.dataset, args.data_dir)
-    x_train = data["train"][0]
     classes = num_classes(data)
+    if args.limit is not None:  # quick trials: the first N training samples
+        data["train"] = tuple(a[:args.limit] for a in data["train"])
+    x_train = data["train"][0]
     if args.resume:
         model = _load_model(args.resume)
         if not model.compiled:
@@ -212,7 +214,7 @@ def cmd_train(args) -> int:
     splits = {k: (layout(model, x), y) for k, (x, y) in data.items()}
     check_fits(model, splits["train"][0], f"dataset {args.dataset}")
     if not args.resume:
-        model.summary(input_shape=splits["train"][0].shape[1:], print_fn=print if args.verbose else None)
+        model.summary(input_shape=splits["train"][0].shape[1:], print_fn=None if args.verbose == 0 else print)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     epochs = args.initial_epoch + args.epochs
     history = model.fit(*splits["train"], epochs=epochs, batch_size=args.batch_size,
@@ -276,7 +278,6 @@ def input_shape_of(model) -> tuple:
         except ValueError:
             continue
     raise CLIError("cannot tell which image size the model takes")
-
 
 
 def class_names(kind: str | None, n: int):
@@ -373,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive(int), default=64, help="default: 64")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
     t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the optimizer's)")
+    t.add_argument("--limit", type=_positive(int), default=None, metavar="N",
+                   help="train on the first N training samples only (quick trials)")
     t.add_argument("--seed", type=_non_negative_int, default=0, help="default: 0")
     t.add_argument("--threads", type=_positive(int), default=None, help="threads for kernels and BLAS")
     t.add_argument("--out", default=None, metavar="MODEL.npz", help="save the trained model")

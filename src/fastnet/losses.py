@@ -59,7 +59,8 @@ class Loss:
         self._grad, self._dpred = grad, None
         return float(loss_sum) / self._scale
 
-    __call__ = forward
+    def __call__(self, pred, target) -> float:
+        return self.forward(pred, target)
 
     def backward(self) -> np.ndarray:
         """Gradient of the last ``forward``'s loss with respect to ``pred`` (same shape and dtype)."""
@@ -115,7 +116,7 @@ class Loss:
     def _prepare_target(self, pred, target) -> np.ndarray:
         """Class ids -> one-hot in pred's dtype (or values for single-output pred); float -> pred's dtype."""
         who = type(self).__name__
-        target = np.asarray(target)
+        target = _squeeze_ids(np.asarray(target), pred)
         n = pred.shape[0]
         if target.shape[:1] != (n,):
             raise ValueError(f"{who}: expected a target with {n} rows (one per pred row, pred shape "
@@ -137,6 +138,14 @@ class Loss:
         if not np.isfinite(target).all():
             raise ValueError(f"{who}: target contains NaN or inf")
         return target
+
+
+def _squeeze_ids(target, pred):
+    """Integer ids given as a column (N, 1) (Keras's sparse labels) -> (N,), for multi-column pred."""
+    if (target.ndim == 2 and target.shape[1] == 1 and target.dtype.kind in "iub"
+            and pred.ndim == 2 and pred.shape[1] > 1):
+        return target[:, 0]
+    return target
 
 
 def _check_ids(target, n_classes, who) -> np.ndarray:
@@ -268,7 +277,7 @@ class SoftmaxCrossEntropy(Loss):
         return pred
 
     def _prepare_target(self, pred, target):
-        target = np.asarray(target)
+        target = _squeeze_ids(np.asarray(target), pred)
         if target.dtype.kind in "iub" and target.ndim == 1:
             if target.shape[0] != pred.shape[0]:
                 raise ValueError(f"SoftmaxCrossEntropy: expected {pred.shape[0]} class ids (pred shape "

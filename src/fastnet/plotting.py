@@ -33,6 +33,7 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ImportError("plot_history needs matplotlib: pip install 'fastnet[plot]' (or pip install matplotlib)") from None
     bases = [k for k in curves if not k.startswith("val_")]
@@ -48,6 +49,7 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
                 vals = curves[key]
                 ax.plot(range(1, len(vals) + 1), vals, style, markersize=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -116,9 +116,10 @@ def save_model(model, path) -> None:
 def _read(path):
     """Open the archive and return (config dict, arrays dict)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds a single array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files"):  # np.load gives an ndarray for a .npy file
+            raise ValueError("it holds a single array, not an .npz archive")
+        with data:
             if "config" not in data.files:
                 raise ValueError("it has no 'config' entry")
             arrays = {k: data[k] for k in data.files}

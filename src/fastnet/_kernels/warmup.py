@@ -23,22 +23,28 @@ from ._jit import PARALLEL_MIN_ELEMENTS
 _ACTS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 
 
-def _calls(dt, n):
-    """(kernel name, args) for every fast kernel at about ``n`` elements, dtype ``dt``."""
+def _dense_calls(r, rows):
+    x, w, b = r(rows, 8), r(8, 16), r(16)
+    y = r(rows, 16)
+    calls = [("dense_forward", (x, w, b)), ("dense_backward", (y, x, w))]
+    for act in _ACTS:
+        calls.append(("dense_act_forward", (x, w, b, act, 0.1)))
+        calls.append(("dense_act_backward", (y, x, w, y, y if act == "gelu" else None, act, 0.1)))
+    return calls
+
+
+def _calls(dt, n, dense_n):
+    """(kernel name, args) for every fast kernel at about ``n`` elements (dense: ``dense_n``)."""
     rng = np.random.default_rng(0)
 
     def r(*shape):
         return rng.standard_normal(shape).astype(dt)
 
     rows = max(1, n // 16)
-    x, w, b = r(rows, 8), r(8, 16), r(16)
     y = r(rows, 16)
     flat = r(n)
-    calls = [("dense_forward", (x, w, b)), ("dense_backward", (y, x, w))]
+    calls = _dense_calls(r, max(1, dense_n // 16))
     for act in _ACTS:
-        calls.append(("dense_act_forward", (x, w, b, act, 0.1)))
-        z = y if act == "gelu" else None
-        calls.append(("dense_act_backward", (y, x, w, y, z, act, 0.1)))
         calls.append(("act_forward", (flat, act, 0.1)))
         calls.append(("act_backward_from_output", (flat, flat, flat if act == "gelu" else None, act, 0.1)))
     calls += [
@@ -99,8 +105,10 @@ def _calls(dt, n):
 
 def warmup_calls(dtype):
     """Every (kernel name, args) pair :func:`warmup` runs for one dtype (small and parallel sizes)."""
+    from .fast.dense import PASS_PARALLEL_MIN  # dense passes go parallel later than the rest
+
     dt = np.dtype(dtype)
-    return _calls(dt, 64) + _calls(dt, PARALLEL_MIN_ELEMENTS)
+    return _calls(dt, 64, 64) + _calls(dt, PARALLEL_MIN_ELEMENTS, PASS_PARALLEL_MIN)
 
 
 def warmup(dtypes=("float32",)) -> float:
@@ -120,7 +128,7 @@ def warmup(dtypes=("float32",)) -> float:
             dt = np.dtype(d)
         except TypeError:
             dt = None
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):  # None == float64 in NumPy!
             raise ValueError(f"warmup: dtypes must be float32 or float64, got {d!r}")
         checked.append(dt)
     start = time.perf_counter()

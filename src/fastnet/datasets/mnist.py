@@ -174,7 +174,7 @@ def locate(spec: DatasetSpec, path=None, download=None, opener=None):
         f"{spec.name} not found: looked in {', '.join(dict.fromkeys(searched))}; {reason}. "
         f"Put {spec.npz_names[0]} (arrays x_train, y_train, x_test, y_test) or the four IDX files "
         f"({', '.join(spec.files[r][0] + '.gz' for r in ROLES)}) in one of those directories, "
-        f"set FASTNET_DATA to a directory holding them, or pass path=.")
+        f"set FASTNET_DATA to a directory holding them, or pass path= (--data-dir on the command line).")
 
 
 def load(spec: DatasetSpec, path=None, *, normalize=False, flatten=False, dtype=np.float32,

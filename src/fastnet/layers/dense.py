@@ -113,3 +113,7 @@ class Dense(Layer):
             cfg["alpha"] = self.alpha
         cfg["dtype"] = self.dtype.name
         return cfg
+
+    def __repr__(self):
+        text = super().__repr__()
+        return text if self._fused is None else f"{text[:-1]}, fused={self._fused[0]!r})"

@@ -94,15 +94,31 @@ cdef void _col2im_plane(const real* cp, real* xp, Py_ssize_t ld,
                 src += OW
 
 
+def _check_cols(str who, Py_ssize_t r, Py_ssize_t q, Py_ssize_t N, Py_ssize_t K, Py_ssize_t P,
+                bint sample_major):
+    """(row stride, offset between samples) of the chosen layout, after checking the shape."""
+    if sample_major:
+        if r != N * K or q != P:
+            raise ValueError(f"{who}: sample-major cols must be ({N * K}, {P}), got ({r}, {q})")
+        return P, K * P
+    if r != K or q != N * P:
+        raise ValueError(f"{who}: cols must be ({K}, {N * P}), got ({r}, {q})")
+    return N * P, P
+
+
 def im2col_into(const real[:, :, :, ::1] x, real[:, ::1] cols,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, int nthreads):
-    """Fill ``cols`` (C*KH*KW, N*OH*OW) from ``x`` (N, C, H, W)."""
+                Py_ssize_t ph, Py_ssize_t pw, int nthreads, bint sample_major=False):
+    """Fill ``cols`` from ``x`` (N, C, H, W).
+
+    ``sample_major=False``: contract layout (C*KH*KW, N*OH*OW). ``True``: (N*C*KH*KW, OH*OW),
+    i.e. a stack of N per-sample (C*KH*KW, OH*OW) matrices.
+    """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - KH) // sh + 1, OW = (W + 2 * pw - KW) // sw + 1
-    cdef Py_ssize_t P = OH * OW, ld = cols.shape[1], i, n, c
-    if cols.shape[0] != C * KH * KW or ld != N * P:
-        raise ValueError(f"im2col_into: cols must be ({C * KH * KW}, {N * P}), got ({cols.shape[0]}, {cols.shape[1]})")
+    cdef Py_ssize_t P = OH * OW, i, n, c
+    cdef Py_ssize_t ld, soff
+    ld, soff = _check_cols("im2col_into", cols.shape[0], cols.shape[1], N, C * KH * KW, P, sample_major)
     if N * C == 0 or P == 0:
         return
     cdef const real* xp = &x[0, 0, 0, 0]
@@ -111,23 +127,24 @@ def im2col_into(const real[:, :, :, ::1] x, real[:, ::1] cols,
         for i in range(N * C):
             n = i // C
             c = i - n * C
-            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * P, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * soff, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
     else:
         for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // C
             c = i - n * C
-            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * P, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * soff, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
 
 
 def col2im_into(const real[:, ::1] cols, real[:, :, :, ::1] dx,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, int nthreads):
-    """Overwrite ``dx`` (N, C, H, W) with the adjoint of im2col applied to ``cols``."""
+                Py_ssize_t ph, Py_ssize_t pw, int nthreads, bint sample_major=False):
+    """Overwrite ``dx`` (N, C, H, W) with the adjoint of im2col applied to ``cols``
+    (layout chosen by ``sample_major`` as in :func:`im2col_into`)."""
     cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - KH) // sh + 1, OW = (W + 2 * pw - KW) // sw + 1
-    cdef Py_ssize_t P = OH * OW, ld = cols.shape[1], i, n, c
-    if cols.shape[0] != C * KH * KW or ld != N * P:
-        raise ValueError(f"col2im_into: cols must be ({C * KH * KW}, {N * P}), got ({cols.shape[0]}, {cols.shape[1]})")
+    cdef Py_ssize_t P = OH * OW, i, n, c
+    cdef Py_ssize_t ld, soff
+    ld, soff = _check_cols("col2im_into", cols.shape[0], cols.shape[1], N, C * KH * KW, P, sample_major)
     if N * C * H * W == 0:
         return
     cdef real* xp = &dx[0, 0, 0, 0]
@@ -139,12 +156,12 @@ def col2im_into(const real[:, ::1] cols, real[:, :, :, ::1] dx,
         for i in range(N * C):
             n = i // C
             c = i - n * C
-            _col2im_plane(cp + c * KH * KW * ld + n * P, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+            _col2im_plane(cp + c * KH * KW * ld + n * soff, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
     else:
         for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // C
             c = i - n * C
-            _col2im_plane(cp + c * KH * KW * ld + n * P, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+            _col2im_plane(cp + c * KH * KW * ld + n * soff, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
 
 
 def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] dst, int nthreads):

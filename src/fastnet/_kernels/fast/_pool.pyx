@@ -36,12 +36,17 @@ cdef void _max_plane(const real* xp, real* yp, int64_t* ap, Py_ssize_t H, Py_ssi
                 w0 = 0
             if w1 > W:
                 w1 = W
-            idx = -1
-            best = -INFINITY
+            if h0 >= h1 or w0 >= w1:  # window wholly in the padding
+                yp[oh * OW + ow] = -INFINITY
+                ap[oh * OW + ow] = -1
+                continue
+            # start from the window's first real element, so an all -inf window points at it
+            idx = h0 * W + w0
+            best = xp[idx]
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     v = xp[h * W + w]
-                    if idx < 0 or v > best or (v != v and best == best):
+                    if v > best or (v != v and best == best):
                         best = v
                         idx = h * W + w
             yp[oh * OW + ow] = best

@@ -1,24 +1,30 @@
-"""Conv2D: Cython im2col/col2im (OpenMP) + one BLAS GEMM per batch chunk.
+"""Conv2D: Cython im2col/col2im (OpenMP) + BLAS GEMMs (numpy.matmul with ``out=``).
 
-Layout, and why: for a chunk of ``m`` samples the columns are ``cols (K, m*P)`` with
-K = C*KH*KW rows ordered (c, kh, kw) and m*P columns ordered (n, oh, ow) -- the contract's
-im2col layout. Then
+Two internal layouts, picked per call by the number of filters F (``STACKED_MAX_FILTERS``):
 
-- forward  ``out (F, m*P) = W (F, K) @ cols``: one large GEMM for the whole chunk (BLAS is most
-  efficient on one big product, not m small per-sample ones); a single OpenMP pass moves
-  ``out`` to NCHW (each (f, n) row of P values is one contiguous copy) and adds the bias in
-  the same pass, so there is no separate transpose or bias sweep.
-- backward: the NCHW upstream gradient is copied once to ``dyT (F, m*P)``; then
-  ``dW += dyT @ cols.T`` and ``dcols = W.T @ dyT`` -- two GEMMs, transposes handled by BLAS
-  flags, no copies -- and ``dcols`` is written over ``cols`` (no longer needed), so backward
-  needs no more scratch memory than forward. col2im scatters it back to NCHW.
+"wide" (F >= 16, e.g. 32->64 3x3): for a chunk of ``m`` samples the columns are the contract's
+``cols (K, m*P)``, K = C*KH*KW rows ordered (c, kh, kw), m*P columns ordered (n, oh, ow).
+
+- forward ``out (F, m*P) = W (F, K) @ cols``: one large GEMM per chunk (BLAS is most efficient
+  on one big product); one OpenMP pass moves ``out`` to NCHW (each (n, f) row of P values is a
+  contiguous copy) and adds the bias in the same pass.
+- backward: dy is copied once to ``dyT (F, m*P)``; ``dW += dyT @ cols.T`` and
+  ``dcols = W.T @ dyT`` (transposes are BLAS flags, not copies); dcols overwrites cols, so
+  backward needs no more scratch than forward; col2im scatters it back to NCHW.
 - batch 1: the GEMM output is already NCHW and dy needs no reshuffle; both copies are skipped.
 
-Memory: cols + out (or cols + dyT) come from ``workspace`` and use (K + F) * P * itemsize bytes
-per sample; the batch is processed in chunks so that stays under the workspace limit
-(64 MiB by default, see ``fastnet._kernels.workspace``). Threads: im2col/col2im and the
-layout copies run on ``fastnet.threads.get_num_threads()`` OpenMP threads, serially below
-``PARALLEL_MIN_ELEMENTS``; the GEMMs use BLAS's own threads (set by the same switch).
+"stacked" (F < 16, e.g. LeNet's 1->6 5x5): sample-major columns ``(m, K, P)`` and one
+``(F, K) @ (K, P)`` GEMM per sample (numpy loops over the stack in C), writing NCHW directly.
+A GEMM with only a few output rows over a very wide matrix is memory-bound and was measured
+~20x slower in OpenBLAS than the same work split per sample; chunks are kept cache-sized
+(``STACKED_CHUNK_BYTES``) so the columns are still in cache when the GEMM reads them.
+
+Memory: the scratch comes from ``workspace`` and takes (K + F) * P * itemsize bytes per sample
+(+ F*K per sample for dW in the stacked path); the batch is processed in chunks so that stays
+under the workspace limit (64 MiB by default; ``fastnet._kernels.workspace``), or one sample if
+a single sample needs more. Threads: im2col/col2im and the layout copies run on
+``fastnet.threads.get_num_threads()`` OpenMP threads, serially below ``PARALLEL_MIN_ELEMENTS``;
+the GEMMs use BLAS's own threads (set by the same switch).
 """
 from __future__ import annotations
 
@@ -78,6 +84,24 @@ def col2im(cols, x_shape, kernel, stride, padding):
     return dx
 
 
+# Convolutions with fewer filters than this use the per-sample ("stacked") GEMMs: a BLAS
+# GEMM with only a few output rows over a very wide matrix is memory-bound and, measured
+# with OpenBLAS, far slower than the same work split into cache-sized per-sample products.
+STACKED_MAX_FILTERS = 16
+# Stacked path: samples per chunk chosen so the chunk's scratch stays cache-sized.
+STACKED_CHUNK_BYTES = 1 << 20
+
+
+def _plan(N, F, K, P, itemsize):
+    """(stacked?, samples per chunk) for this convolution."""
+    per_sample = (K + F) * P * itemsize
+    step = workspace.chunk_size(N, per_sample)
+    stacked = F < STACKED_MAX_FILTERS
+    if stacked:
+        step = min(step, max(1, STACKED_CHUNK_BYTES // per_sample))
+    return stacked, step
+
+
 def conv2d_forward(x, w, b, stride, padding):
     x = _float(x)
     dt = x.dtype
@@ -90,19 +114,21 @@ def conv2d_forward(x, w, b, stride, padding):
     w2 = w.reshape(F, K)
     y = np.empty((N, F, oh, ow), dtype=dt)
     y3 = y.reshape(N, F, P)
-    step = workspace.chunk_size(N, (K + F) * P * dt.itemsize)
+    stacked, step = _plan(N, F, K, P, dt.itemsize)
     for n0 in range(0, N, step):
         m = min(step, N - n0)
-        if m == 1:
-            (cols,) = workspace.take(dt, (K, P))
-            _ext.im2col_into(x[n0:n0 + 1], cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
-            np.matmul(w2, cols, out=y3[n0])
-            y3[n0] += b[:, None]
+        xs, ys = x[n0:n0 + m], y3[n0:n0 + m]
+        if stacked or m == 1:
+            # per-sample GEMMs write NCHW directly; the bias is added while y is in cache
+            (cols,) = workspace.take(dt, (m * K, P))
+            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size), True)
+            np.matmul(w2, cols.reshape(m, K, P), out=ys)
+            ys += b[:, None]
         else:
             cols, out = workspace.take(dt, (K, m * P), (F, m * P))
-            _ext.im2col_into(x[n0:n0 + m], cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
+            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
             np.matmul(w2, cols, out=out)
-            _ext.fnp_to_nfp_bias(out, b, y3[n0:n0 + m], _threads(out.size))
+            _ext.fnp_to_nfp_bias(out, b, ys, _threads(out.size))
     return y
 
 
@@ -121,22 +147,34 @@ def conv2d_backward(dy, x, w, stride, padding):
     dy3 = dy.reshape(N, F, P)
     dx = np.empty_like(x)
     dw = np.zeros((F, K), dtype=dt)
-    dw_part = np.empty((F, K), dtype=dt)
     db = np.zeros(F, dtype=dt)
-    step = workspace.chunk_size(N, (K + F) * P * dt.itemsize)
+    stacked, step = _plan(N, F, K, P, dt.itemsize)
+    dw_part = None if stacked else np.empty((F, K), dtype=dt)
     for n0 in range(0, N, step):
         m = min(step, N - n0)
+        xs, dys, dxs = x[n0:n0 + m], dy3[n0:n0 + m], dx[n0:n0 + m]
+        if stacked:
+            cols, dwp = workspace.take(dt, (m * K, P), (m, F, K))
+            cols3 = cols.reshape(m, K, P)
+            nt = _threads(cols.size)
+            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt, True)
+            np.matmul(dys, cols3.transpose(0, 2, 1), out=dwp)
+            dw += dwp.sum(axis=0)
+            db += dys.sum(axis=(0, 2))
+            np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
+            _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt, True)
+            continue
         if m == 1:
             (cols,) = workspace.take(dt, (K, P))
-            dyt = dy3[n0]
+            dyt = dys[0]
         else:
             cols, dyt = workspace.take(dt, (K, m * P), (F, m * P))
-            _ext.nfp_to_fnp(dy3[n0:n0 + m], dyt, _threads(dyt.size))
+            _ext.nfp_to_fnp(dys, dyt, _threads(dyt.size))
         nt = _threads(cols.size)
-        _ext.im2col_into(x[n0:n0 + m], cols, kh, kw, sh, sw, ph, pw, nt)
+        _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt)
         np.matmul(dyt, cols.T, out=dw_part)
         dw += dw_part
         db += dyt.sum(axis=1)
         np.matmul(w2.T, dyt, out=cols)  # dcols overwrites cols: forward's memory bound holds
-        _ext.col2im_into(cols, dx[n0:n0 + m], kh, kw, sh, sw, ph, pw, nt)
+        _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt)
     return dx, dw.reshape(w.shape), db

@@ -1,9 +1,10 @@
 """Fully connected layer, compiled (twin of ``reference/dense.py``).
 
-Forward: ONE BLAS GEMM written straight into the output (``np.matmul(..., out=)``,
-called from Python, never from inside a ``prange``), then one Numba pass that adds
-the bias and, when fused, applies the activation to each row while it is still in
-cache. NumPy's ``x @ w + b`` makes a second full pass and a second array for the add.
+Forward: ONE BLAS GEMM written straight into a preallocated array (``np.matmul(...,
+out=)``, called from Python, never from inside a ``prange``), then one Numba pass that
+adds the bias in place and, when fused, writes the activation of each row (while it
+is in cache) to the output. NumPy's ``x @ w + b`` allocates and makes a separate pass
+for the add, and another for the activation.
 
 Backward: the activation's derivative and the bias gradient ``db`` in one Numba pass
 (``dz`` written into a scratch array), then ``dX = dz @ W.T`` and ``dW = X.T @ dz``
@@ -14,22 +15,42 @@ import numpy as np
 from numba import prange
 
 from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
-from .activations import BLOCK, GELU, _bwd_block, _fwd_block, act_code
+from .activations import BLOCK, CHUNK, GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
+
+# The bias/activation and db passes sit between BLAS calls. At 128x512 (65536 elements) a
+# pass takes ~6 us serially and is no faster on 2 threads, while waking Numba's OpenMP
+# workers leaves them spinning against BLAS's own threads in the next GEMM (measured:
+# dense 128x784->512 fwd+bwd 5% slower). So these passes go parallel only when they are
+# long enough to matter on their own.
+PASS_PARALLEL_MIN = max(PARALLEL_MIN_ELEMENTS, 1 << 21)
 
 
 # --- forward: z += b row by row, then y = act(z) on the same row ---
 
 @jit
 def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1):
+    """z += b; y = act(z) if act_on. y is a different array from z (see ``_fwd_block``);
+    ReLU and LeakyReLU are applied in the bias loop itself (one loop, no re-read)."""
     o = z.shape[1]
+    t = z.dtype.type
+    ws = np.empty((3, min(o, CHUNK)), dtype=z.dtype)
     for r in range(r0, r1):
         zr = z[r]
-        for j in range(o):
-            zr[j] += b[j]
-        if act_on:
-            _fwd_block(zr, y[r], code, alpha)  # y[r] may be zr itself: in place
+        if act_on and code <= 1:
+            yr = y[r]
+            for j in range(o):
+                v = zr[j] + b[j]
+                if code == 0:
+                    yr[j] = t(0.0) if v < t(0.0) else v  # NaN propagates, as np.maximum
+                else:
+                    yr[j] = v if v > t(0.0) else v * alpha
+        else:
+            for j in range(o):
+                zr[j] += b[j]
+            if act_on:
+                _fwd_block(zr, y[r], code, alpha, ws)
 
 
 @jit
@@ -88,11 +109,11 @@ def _forward(x, w, b, code, alpha, act_on):
     x, w, b = _prepare(x, w, b)
     z = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
     np.matmul(x, w, out=z)
-    # GELU's backward needs the pre-activation, so it gets its own output array;
-    # every other activation overwrites z in place.
-    y = np.empty_like(z) if (act_on and code == GELU) else z
+    # The activation writes a second array even when z is not needed afterwards (all but
+    # GELU): same memory traffic as in place, and in-place loops would not vectorise.
+    y = np.empty_like(z) if act_on else z
     a = z.dtype.type(alpha)
-    if z.size >= PARALLEL_MIN_ELEMENTS:
+    if z.size >= PASS_PARALLEL_MIN:
         _bias_act_parallel(z, y, b, code, a, act_on)
     else:
         _bias_act_serial(z, y, b, code, a, act_on)
@@ -117,7 +138,7 @@ def _backward(dy, x, w, y, z, code, alpha, act_on):
         dz = dy
         yy = zz = dy  # unused placeholders with the right type
     a = dt.type(alpha)
-    if dy.size >= PARALLEL_MIN_ELEMENTS:
+    if dy.size >= PASS_PARALLEL_MIN:
         cols = max(16, -(-o // (4 * numba.get_num_threads())))
         _dz_db_parallel(dy, yy, zz, dz, db, code, a, act_on, cols)
     else:

@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
-from .activations import BLOCK
+from .activations import BLOCK, CHUNK, _exp_nonpos, _row_max
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
 
@@ -25,18 +25,15 @@ _BCE_LOGITS, _BCE_PROBS, _MSE = 0, 1, 2
 # --- softmax cross-entropy ---
 
 @jit
-def _lse_row(x, g, r):
-    """log-sum-exp of row r of x; leaves exp(x - max) in row r of g."""
+def _lse_row(x, g, r, scratch):
+    """log-sum-exp of row r of x; leaves exp(x - max) in row r of g (vectorised exp)."""
     c = x.shape[1]
-    mx = x[r, 0]
-    for j in range(1, c):
-        if x[r, j] > mx:
-            mx = x[r, j]
+    mx = _row_max(x[r])
+    gr = g[r]
+    _exp_nonpos(x[r], mx, gr, scratch)
     s = 0.0
     for j in range(c):
-        e = math.exp(x[r, j] - mx)
-        g[r, j] = e
-        s += e
+        s += gr[j]
     return mx + math.log(s), s
 
 
@@ -46,8 +43,9 @@ def _sce_ids_rows(x, ids, ls, g, out, r0, r1):
     c = x.shape[1]
     t = g.dtype.type
     off = ls / c
+    scratch = np.empty(c, dtype=g.dtype)
     for r in range(r0, r1):
-        lse, s = _lse_row(x, g, r)
+        lse, s = _lse_row(x, g, r, scratch)
         inv = t(1.0 / s)
         sx = 0.0
         for j in range(c):
@@ -64,8 +62,9 @@ def _sce_probs_rows(x, tgt, ls, g, out, r0, r1):
     c = x.shape[1]
     t = g.dtype.type
     off = ls / c
+    scratch = np.empty(c, dtype=g.dtype)
     for r in range(r0, r1):
-        lse, s = _lse_row(x, g, r)
+        lse, s = _lse_row(x, g, r, scratch)
         tsum = 0.0
         acc = 0.0
         for j in range(c):
@@ -140,6 +139,48 @@ def softmax_cross_entropy(logits, target, label_smoothing):
 # --- elementwise losses: BCE from logits, BCE on probabilities, MSE ---
 
 @jit
+def _log1p_unit(e, terms):
+    """log(1 + e) for 0 <= e <= 1, vectorisable (Numba's math.log1p is a scalar libm call):
+    2 atanh(s) with s = e / (2 + e) <= 1/3, a series in s**2 <= 1/9 cut after ``terms``
+    terms (7 reach float32's, 17 float64's rounding). Exact in relative terms for tiny e."""
+    t = type(e)
+    s = e / (t(2.0) + e)
+    w = s * s
+    p = t(1.0) / t(2 * terms - 1)
+    for k in range(terms - 2, -1, -1):
+        p = p * w + t(1.0) / t(2 * k + 1)
+    return t(2.0) * s * p
+
+
+@jit
+def _bce_logits_chunk(x, tgt, g, ws):
+    """BCE from logits on one chunk: max(x,0) - x t + log1p(exp(-|x|)), grad sigmoid(x) - t."""
+    n = x.shape[0]
+    t = g.dtype.type
+    zero, one = t(0.0), t(1.0)
+    terms = 7 if g.itemsize == 4 else 17
+    a, e = ws[0, :n], ws[1, :n]
+    for i in range(n):
+        a[i] = -abs(x[i])
+    _exp_nonpos(a, zero, e, ws[2, :n])  # exp of a non-positive number: never overflows
+    acc = 0.0
+    for i in range(n):
+        v, y, ei = x[i], tgt[i], e[i]
+        q = one / (one + ei)
+        g[i] = (q if v >= zero else ei * q) - y
+        a[i] = (v if v > zero else zero) - v * y
+    # The log1p series in its own loop, with a constant term count per dtype, so LLVM
+    # unrolls it and vectorises across elements.
+    if terms == 7:
+        for i in range(n):
+            acc += a[i] + _log1p_unit(e[i], 7)
+    else:
+        for i in range(n):
+            acc += a[i] + _log1p_unit(e[i], 17)
+    return acc
+
+
+@jit
 def _elem_block(x, tgt, eps, g, code):
     """One block: gradient into g, returns the block's loss sum (float64)."""
     t = g.dtype.type
@@ -147,11 +188,9 @@ def _elem_block(x, tgt, eps, g, code):
     acc = 0.0
     n = x.shape[0]
     if code == 0:
-        for i in range(n):
-            v, y = x[i], tgt[i]
-            e = math.exp(-abs(v))  # never overflows; log1p(e) is the stable softplus tail
-            acc += (v if v > zero else zero) - v * y + math.log1p(e)
-            g[i] = (one / (one + e) if v >= zero else e / (one + e)) - y
+        ws = np.empty((3, min(n, CHUNK)), dtype=g.dtype)
+        for s in range(0, n, CHUNK):
+            acc += _bce_logits_chunk(x[s:s + CHUNK], tgt[s:s + CHUNK], g[s:s + CHUNK], ws)
     elif code == 1:
         lo, hi = eps, one - eps
         for i in range(n):

@@ -1,7 +1,5 @@
 """Inverted dropout, plain NumPy. The layer draws the keep-mask (1 = keep) from its own
 seeded generator and passes ``scale = 1 / (1 - p)``, so eval mode needs no rescaling."""
-import numpy as np
-
 __all__ = ["dropout_forward", "dropout_backward"]
 
 

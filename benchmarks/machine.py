@@ -1,0 +1,58 @@
+"""What the benchmarks ran on: CPU, cores, threads, library versions and the BLAS threadpoolctl sees.
+
+Stored in pytest-benchmark's JSON (``machine_info["fastnet"]``, via the conftest hook) so a saved run can be
+reported later with the machine it was measured on.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    # Read the installed metadata: importing torch here would start its thread pool in a fastnet-only run.
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
+    import fastnet
+    from threadpoolctl import threadpool_info
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture') or i.get('threading_layer', '')}, "
+            f"{i.get('num_threads')} threads)" for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": affinity,
+        "fastnet_threads": fastnet.get_num_threads(),
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "numba": _version("numba"),
+        "torch": _version("torch"),
+        "fastnet": getattr(fastnet, "__version__", None),
+        "blas": "; ".join(blas) or "unknown",
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        "FASTNET_NUM_THREADS": os.environ.get("FASTNET_NUM_THREADS", "(unset)"),
+        "flush_denormals": (fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled")
+                            else None),
+    }
