@@ -252,9 +252,11 @@ def test_resume_from_checkpoint_is_identical(tmp_path, use_loader):
 
     fn.seed(999)  # a different global stream must not matter for the resumed run
     resumed = fn.load(tmp_path / "ck2.npz")
-    h_res = resumed.fit(*train_data(), epochs=5, initial_epoch=2, validation_data=(xv, yv), verbose=0, **kw)
+    assert resumed.epochs_trained == 2  # ck{epoch} is 1-based, as in Keras: ck2 holds two epochs
+    h_res = resumed.fit(*train_data(), epochs=5, initial_epoch=resumed.epochs_trained, validation_data=(xv, yv), verbose=0, **kw)
     assert h_res.epoch == [2, 3, 4]
     assert h_res.history["loss"] == h_full.history["loss"][2:]
     assert h_res.history["val_loss"] == h_full.history["val_loss"][2:]
+    assert resumed.epochs_trained == full.epochs_trained == 5
     for k, v in full.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[k], v, err_msg=k)

@@ -103,10 +103,20 @@ def test_predict_real_png_matches_model(trained, capsys, tmp_path):
 def test_resume_continues_training(trained, capsys, tmp_path):
     model, _ = trained
     out_path = tmp_path / "resumed.npz"
-    code, out, err = run(capsys, ["train", "--resume", str(model), "--initial-epoch", "2", "--epochs", "1",
+    # The model file records its 2 epochs, so resuming needs no --initial-epoch.
+    code, out, err = run(capsys, ["train", "--resume", str(model), "--epochs", "1",
                                   "--limit", "1000", "--verbose", "2", "--out", str(out_path)])
     assert code == 0, err
     assert "Epoch 3/3" in out and out_path.is_file()
+    assert fastnet.load(out_path).epochs_trained == 3
+
+
+def test_resume_initial_epoch_overrides_the_saved_count(trained, capsys, tmp_path):
+    model, _ = trained
+    code, out, err = run(capsys, ["train", "--resume", str(model), "--initial-epoch", "4", "--epochs", "1",
+                                  "--limit", "1000", "--verbose", "2"])
+    assert code == 0, err
+    assert "Epoch 5/5" in out
 
 
 def test_json_model_and_npz_dataset(capsys, tmp_path):

@@ -123,6 +123,14 @@ def test_summary_cnn_shapes():
     assert f"Total params: {4 * 9 + 4 + 196 * 5 + 5:,}" in text
 
 
+def test_input_shape_from_first_layer_then_from_data():
+    m = fn.Sequential([L.Flatten(), L.Dense(12, 3)])
+    assert m.input_shape is None  # Flatten has no in_features: unknown until data is seen
+    m.forward(np.zeros((2, 3, 2, 2), np.float32))
+    assert m.input_shape == (3, 2, 2)
+    assert fn.Sequential([L.Dense(7, 2)]).input_shape == (7,)
+
+
 # ---- compile ---------------------------------------------------------------------------------
 def test_compile_strings_and_objects():
     m = mlp()

@@ -296,6 +296,7 @@ def fit(model, x, y, *, epochs, batch_size, shuffle, validation_data, validation
         logs, aborted = _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbose, cbs, val)
         if aborted:  # TerminateOnNaN asked to stop on a non-finite loss
             break
+        model.epochs_trained = epoch + 1  # before the callbacks, so a checkpoint saved now records it
         cbs.on_epoch_end(epoch, logs)
         if verbose == 2:
             print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - t0:.1f}s - {_fmt(logs)}", flush=True)

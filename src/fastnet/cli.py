@@ -216,9 +216,11 @@ def cmd_train(args) -> int:
     if not args.resume:
         model.summary(input_shape=splits["train"][0].shape[1:], print_fn=None if args.verbose == 0 else print)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    epochs = args.initial_epoch + args.epochs
-    history = model.fit(*splits["train"], epochs=epochs, batch_size=args.batch_size,
-                        validation_data=splits["val"], verbose=verbose, initial_epoch=args.initial_epoch)
+    # A resumed run continues where the checkpoint stopped (the epoch count is saved in it);
+    # --epochs is always the number of epochs to run now.
+    start = args.initial_epoch if args.initial_epoch is not None else (model.epochs_trained if args.resume else 0)
+    history = model.fit(*splits["train"], epochs=start + args.epochs, batch_size=args.batch_size,
+                        validation_data=splits["val"], verbose=verbose, initial_epoch=start)
     _, val_acc = _accuracy(model.evaluate(*splits["val"], return_dict=True))
     test_loss, test_acc = _accuracy(model.evaluate(*splits["test"], return_dict=True))
     print(f"validation accuracy: {val_acc:.4f}")
@@ -382,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", default=None, metavar="CURVES.png", help="write loss/accuracy curves")
     t.add_argument("--resume", default=None, metavar="MODEL.npz",
                    help="continue training a saved model (its optimizer state included)")
-    t.add_argument("--initial-epoch", type=_non_negative_int, default=0,
-                   help="with --resume: epochs already done, so shuffling continues like an uninterrupted run")
+    t.add_argument("--initial-epoch", type=_non_negative_int, default=None,
+                   help="with --resume: override the epochs already done (default: the count saved in the model)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2)")
     t.set_defaults(func=cmd_train)
@@ -423,7 +425,7 @@ def main(argv=None) -> int:
         sys.stderr.write("fastnet: error: choose a command: train, evaluate, predict or summary "
                          "(see 'fastnet --help')\n")
         return 2
-    if args.command == "train" and args.initial_epoch and not args.resume:
+    if args.command == "train" and args.initial_epoch is not None and not args.resume:
         sys.stderr.write("fastnet train: error: --initial-epoch only makes sense with --resume\n")
         return 2
     from ._training import NonFiniteLossError

@@ -33,6 +33,7 @@ class Sequential:
         self.history = None
         self.stop_training = False
         self.shuffle_seed: int | None = None  # drawn from fastnet.random at the first fit; saved with the model
+        self.epochs_trained = 0  # epochs completed by fit; saved, so a reloaded checkpoint knows where to resume
         self._input_shape: tuple | None = None
         for layer in layers or []:
             self.add(layer)
@@ -60,6 +61,12 @@ class Sequential:
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+    @property
+    def input_shape(self) -> tuple | None:
+        """One sample's shape (no batch axis) as last seen by ``forward``/``fit`` (saved with the
+        model), else the first layer's ``(in_features,)``; ``None`` when unknown."""
+        return self._guess_input_shape()
 
     @property
     def dtype(self) -> np.dtype:
@@ -287,7 +294,8 @@ class Sequential:
         ``x`` may be arrays (with ``y``) or a ``fastnet.data.DataLoader`` (then ``y``, ``batch_size``
         and ``shuffle`` come from the loader). Each epoch uses a fresh permutation derived from
         ``(model.shuffle_seed, epoch)``, so ``fit(..., initial_epoch=k)`` on a reloaded checkpoint
-        repeats an uninterrupted run exactly. ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
+        repeats an uninterrupted run exactly (``model.epochs_trained``, saved with the model, is the
+        ``k`` to pass). ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
         """
         return _training.fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                              validation_data=validation_data, validation_split=validation_split,

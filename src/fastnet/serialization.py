@@ -5,7 +5,8 @@ Layout of the archive:
 - ``config``: a 0-d unicode array holding JSON: format name and version, fastnet version, the
   layers (class name, ``get_config()``, name, ``lr_mult``, the state of any random generator the
   layer owns, e.g. Dropout's), the compile settings (loss config, metric names, optimizer config)
-  and the model's shuffle seed (so ``fit(..., initial_epoch=k)`` resumes exactly).
+  the model's shuffle seed and ``epochs_trained`` (so ``fit(..., initial_epoch=model.epochs_trained)``
+  resumes exactly).
 - ``model/<i>.<name>``: every parameter and buffer of layer ``i``.
 - ``optimizer/<key>``: the optimizer's ``state_dict()``.
 
@@ -67,7 +68,7 @@ def model_config(model) -> dict:
                     "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
                     "fused": any(getattr(l, "fused_activation", None) is not None for l in model.layers)}
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "fastnet_version": _fastnet_version(),
-            "name": model.name, "shuffle_seed": model.shuffle_seed,
+            "name": model.name, "shuffle_seed": model.shuffle_seed, "epochs_trained": int(model.epochs_trained),
             "input_shape": list(model._input_shape) if model._input_shape is not None else None,
             "layers": layers, "compile": compiled}
 
@@ -190,6 +191,7 @@ def load(path):
 
     model = Sequential(layers, name=config.get("name"))
     model.shuffle_seed = config.get("shuffle_seed")
+    model.epochs_trained = int(config.get("epochs_trained") or 0)
     if config.get("input_shape") is not None:
         model._input_shape = tuple(config["input_shape"])
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
