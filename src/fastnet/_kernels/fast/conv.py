@@ -31,31 +31,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
-from .._jit import PARALLEL_MIN_ELEMENTS
-from ...threads import get_num_threads
 from ._extension import load
+from ._window import as_float as _float, omp_threads as _threads, window_geometry
 
 _ext = load("_im2col")
 
 __all__ = ["conv2d_forward", "conv2d_backward", "im2col", "col2im"]
-
-
-def _threads(work: int) -> int:
-    return 1 if work < PARALLEL_MIN_ELEMENTS else get_num_threads()
-
-
-def _geometry(x_shape, kernel, stride, padding):
-    _, _, H, W = x_shape
-    kh, kw = int(kernel[0]), int(kernel[1])
-    sh, sw = int(stride[0]), int(stride[1])
-    ph, pw = int(padding[0]), int(padding[1])
-    oh = (H + 2 * ph - kh) // sh + 1
-    ow = (W + 2 * pw - kw) // sw + 1
-    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0 or oh < 1 or ow < 1:
-        raise ValueError(
-            f"conv geometry: kernel {kernel}, stride {stride}, padding {padding} do not fit input {tuple(x_shape)}"
-        )
-    return kh, kw, sh, sw, ph, pw, oh, ow
 
 
 def _float(a, dtype=None):
@@ -69,7 +50,7 @@ def _float(a, dtype=None):
 def im2col(x, kernel, stride, padding):
     x = _float(x)
     N, C = x.shape[:2]
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, kernel, stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "conv")
     cols = np.empty((C * kh * kw, N * oh * ow), dtype=x.dtype)
     _ext.im2col_into(x, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
     return cols
@@ -78,7 +59,7 @@ def im2col(x, kernel, stride, padding):
 def col2im(cols, x_shape, kernel, stride, padding):
     cols = _float(cols)
     x_shape = tuple(int(s) for s in x_shape)
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x_shape, kernel, stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x_shape, kernel, stride, padding, "conv")
     dx = np.empty(x_shape, dtype=cols.dtype)
     _ext.col2im_into(cols, dx, kh, kw, sh, sw, ph, pw, _threads(cols.size))
     return dx
@@ -109,7 +90,7 @@ def conv2d_forward(x, w, b, stride, padding):
     b = _float(b, dt)
     N, C = x.shape[:2]
     F = w.shape[0]
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, w.shape[2:], stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
     K, P = C * kh * kw, oh * ow
     w2 = w.reshape(F, K)
     y = np.empty((N, F, oh, ow), dtype=dt)
@@ -139,7 +120,7 @@ def conv2d_backward(dy, x, w, stride, padding):
     dy = _float(dy, dt)
     N, C, H, W = x.shape
     F = w.shape[0]
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, w.shape[2:], stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
     K, P = C * kh * kw, oh * ow
     if dy.shape != (N, F, oh, ow):
         raise ValueError(f"conv2d_backward: dy must have shape {(N, F, oh, ow)}, got {dy.shape}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import PARALLEL_MIN_ELEMENTS
-from ...threads import get_num_threads
 from ._extension import load
+from ._window import as_float as _float, omp_threads as _threads, window_geometry
 
 _ext = load("_pool")
 
@@ -25,35 +24,10 @@ __all__ = [
 ]
 
 
-def _threads(work: int) -> int:
-    return 1 if work < PARALLEL_MIN_ELEMENTS else get_num_threads()
-
-
-def _float(a, dtype=None):
-    a = np.asarray(a)
-    if dtype is None:
-        dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
-def _geometry(x_shape, kernel, stride, padding):
-    _, _, H, W = x_shape
-    kh, kw = int(kernel[0]), int(kernel[1])
-    sh, sw = int(stride[0]), int(stride[1])
-    ph, pw = int(padding[0]), int(padding[1])
-    oh = (H + 2 * ph - kh) // sh + 1
-    ow = (W + 2 * pw - kw) // sw + 1
-    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0 or oh < 1 or ow < 1:
-        raise ValueError(
-            f"pool geometry: kernel {kernel}, stride {stride}, padding {padding} do not fit input {tuple(x_shape)}"
-        )
-    return kh, kw, sh, sw, ph, pw, oh, ow
-
-
 def maxpool2d_forward(x, kernel, stride, padding):
     x = _float(x)
     N, C = x.shape[:2]
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, kernel, stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "pool")
     y = np.empty((N, C, oh, ow), dtype=x.dtype)
     argmax = np.empty((N, C, oh, ow), dtype=np.int64)
     _ext.maxpool_forward_into(x, y, argmax, kh, kw, sh, sw, ph, pw, _threads(x.size))
@@ -73,7 +47,7 @@ def maxpool2d_backward(dy, argmax, x_shape):
 def avgpool2d_forward(x, kernel, stride, padding):
     x = _float(x)
     N, C = x.shape[:2]
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, kernel, stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "pool")
     y = np.empty((N, C, oh, ow), dtype=x.dtype)
     _ext.avgpool_forward_into(x, y, kh, kw, sh, sw, ph, pw, _threads(x.size))
     return y
@@ -82,7 +56,7 @@ def avgpool2d_forward(x, kernel, stride, padding):
 def avgpool2d_backward(dy, x_shape, kernel, stride, padding):
     dy = _float(dy)
     x_shape = tuple(int(s) for s in x_shape)
-    kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x_shape, kernel, stride, padding)
+    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x_shape, kernel, stride, padding, "pool")
     if dy.shape != (*x_shape[:2], oh, ow):
         raise ValueError(f"avgpool2d_backward: dy must have shape {(*x_shape[:2], oh, ow)}, got {dy.shape}")
     dx = np.empty(x_shape, dtype=dy.dtype)
