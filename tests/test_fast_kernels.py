@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import numba
+
+from fastnet._kernels import parallel as kparallel
 from fastnet._kernels._jit import PARALLEL_MIN_ELEMENTS
 from fastnet._kernels.fast import dense as fast_dense
 from fastnet._kernels.registry import kernel
@@ -327,8 +330,12 @@ def test_optimizer_rejects_non_contiguous_parameter():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_parallel_variants(dtype, monkeypatch):
-    # Dense's bias/db passes go parallel only from a larger size: lower it for this test.
+    # Dense's bias/db passes and the elementwise kernels go parallel only from larger sizes
+    # (fastnet/_kernels/parallel.py): lower them for this test.
     monkeypatch.setattr(fast_dense, "PASS_PARALLEL_MIN", PARALLEL_MIN_ELEMENTS)
+    monkeypatch.setattr(kparallel, "MEMORY_BOUND_MIN", PARALLEL_MIN_ELEMENTS)
+    monkeypatch.setattr(kparallel, "COMPUTE_BOUND_MIN", PARALLEL_MIN_ELEMENTS)
+    assert kparallel.use_parallel(PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_ELEMENTS) == (numba.get_num_threads() > 1)
     rng = np.random.default_rng(3)
     big = PARALLEL_MIN_ELEMENTS + 1001  # odd, not a multiple of the block size
     n, i, o = 257, 9, big // 257 + 1
@@ -364,3 +371,106 @@ def test_parallel_variants(dtype, monkeypatch):
         fast = optim_steps("fast", name, hyper, state_names, flat, grads)
         for a, r in zip(fast, optim_steps("numpy", name, hyper, state_names, flat, grads)):
             close(a, r, dtype)
+
+
+# --- the serial / parallel choice (fastnet/_kernels/parallel.py) ---
+
+def _recorder(calls, name):
+    def fn(*args):
+        calls.append((name, args))
+        return name
+    return fn
+
+
+def test_run_picks_serial_below_threshold_and_parallel_above(monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    prepared = []
+    monkeypatch.setattr(kparallel, "prepare", lambda disp, args: prepared.append(disp))
+    calls = []
+    ser, par = _recorder(calls, "serial"), _recorder(calls, "parallel")
+    assert kparallel.run(PARALLEL_MIN_ELEMENTS - 1, 1 << 20, ser, par, (1,)) == "serial"
+    assert prepared == []  # below the warm-up size: the parallel variant is not even compiled
+    assert kparallel.run((1 << 20) - 1, 1 << 20, ser, par, (1,)) == "serial"
+    assert prepared == [par]  # between the warm-up size and the threshold: compiled, not run
+    assert kparallel.run(1 << 20, 1 << 20, ser, par, (1,), (1, 2)) == "parallel"
+    assert calls[-1] == ("parallel", (1, 2))
+
+
+def test_run_is_serial_with_one_thread(monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert not kparallel.use_parallel(1 << 30, 1)
+
+
+def test_run_is_serial_in_a_background_thread(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    seen = []
+    th = threading.Thread(target=lambda: seen.append(kparallel.use_parallel(1 << 30, 1)))
+    th.start()
+    th.join()
+    assert seen == [False]
+    assert kparallel.use_parallel(1 << 30, 1)  # the same call from the main thread
+
+
+def test_thresholds_are_at_least_the_warmup_size():
+    # fastnet.warmup() calls every kernel at PARALLEL_MIN_ELEMENTS: from there up, run()
+    # compiles the parallel variant, so warmup leaves both variants ready.
+    assert kparallel.MEMORY_BOUND_MIN >= PARALLEL_MIN_ELEMENTS
+    assert kparallel.COMPUTE_BOUND_MIN >= PARALLEL_MIN_ELEMENTS
+
+
+def test_prepare_compiles_without_running():
+    from fastnet._kernels.fast import optim as fast_optim
+
+    p = np.ones(5, np.float32)
+    args = (p, p.copy(), p, 1.0, 0.0, 1.0, False, 0.0, False, False)
+    kparallel.prepare(fast_optim._sgd_parallel, args)
+    np.testing.assert_array_equal(p, 1.0)  # not run
+    assert any(sig[0] == numba.typeof(p) for sig in fast_optim._sgd_parallel.signatures)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_dense_row_blocks(dtype):
+    # M2's shapes: rows of 20 and 26 outputs go through the activation in blocks of whole rows.
+    rng = np.random.default_rng(5)
+    for n, i, o in [(1024, 289, 20), (1024, 20, 26), (3, 5, 4097)]:
+        x, w, b, dy = randn(rng, (n, i), dtype, 0.1), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
+        for act in ACTS:
+            (yf, zf), (yr, zr) = run("dense_act_forward", x, w, b, act, 0.1)
+            close(yf, yr, dtype)
+            close_all(run("dense_act_backward", dy, x, w, yr, zr, act, 0.1), dtype)
+
+
+def test_tanh_float32_accuracy_and_specials():
+    x = np.concatenate([np.linspace(-12, 12, 200001), np.logspace(-30, 1.5, 5001), -np.logspace(-30, 1.5, 5001),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 3e-4, 5e-4, 9.0, -9.0]]).astype(np.float32)
+    y = kernel("tanh_forward", "fast")(x)
+    ref = np.tanh(x.astype(np.float64))
+    ok = np.isfinite(ref)
+    assert np.all(np.abs(y[ok] - ref[ok]) <= 1e-6 * np.abs(ref[ok]) + 1e-45)
+    assert np.isnan(y[~ok]).all()
+    assert y.dtype == np.float32
+    assert np.signbit(y[x == 0]).tolist() == np.signbit(x[x == 0]).tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_on_probs_extremes(dtype):
+    eps = 1e-7
+    p = np.array([0.0, 1e-9, eps, 1e-5, 0.3, 0.5, 0.5000001, 0.7, 1 - 1e-5, 1.0, 1.0], dtype=dtype)
+    t = np.array([1.0, 1.0, 0.0, 1.0, 0.2, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=dtype)
+    close_all(run("bce_on_probs", p, t, eps), dtype)
+    rng = np.random.default_rng(1)
+    q = np.concatenate([rng.random(5000), np.logspace(-7, -1, 3000), 1 - np.logspace(-7, -1, 3000)]).astype(dtype)
+    close_all(run("bce_on_probs", q, (rng.random(q.size) < 0.5).astype(dtype), eps), dtype)
+    close_all(run("bce_on_probs", q, rng.random(q.size).astype(dtype), 1e-40 if dtype == np.float64 else 1e-39), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_on_probs_single_small_term_not_lost(dtype):
+    # p at 1 - eps with target 1: the loss is -log(1 - eps) ~ 1e-7; reassociating
+    # t log p + (1 - t) log1p(-p) once made it exactly 0 in float32.
+    p, t = np.array([1.0], dtype), np.array([1.0], dtype)
+    f, _ = kernel("bce_on_probs", "fast")(p, t, 1e-7)
+    r, _ = kernel("bce_on_probs", "numpy")(p, t, 1e-7)
+    assert abs(f - r) <= 1e-6 * abs(r)

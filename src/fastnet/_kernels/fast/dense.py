@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from ..parallel import use_parallel
 from .activations import BLOCK, CHUNK, GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
@@ -30,32 +31,44 @@ PASS_PARALLEL_MIN = max(PARALLEL_MIN_ELEMENTS, 1 << 21)
 # --- forward: z += b row by row, then y = act(z) on the same row ---
 
 @jit
-def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1):
-    """z += b; y = act(z) if act_on. y is a different array from z (see ``_fwd_block``);
-    ReLU and LeakyReLU are applied in the bias loop itself (one loop, no re-read)."""
+def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1, ws):
+    """Rows r0..r1: z += b; y = act(z) if act_on. y is a different array from z (see
+    ``_fwd_block``). ReLU and LeakyReLU are applied in the bias loop itself (one loop, no
+    re-read). The others go through ``_fwd_block`` on blocks of whole rows of about CHUNK
+    elements (contiguous in z and y): a narrow layer (M2's 20 and 26 outputs) would
+    otherwise pay the block routine's set-up once per 20-element row, which cost more
+    than NumPy's whole-array passes."""
     o = z.shape[1]
     t = z.dtype.type
-    ws = np.empty((3, min(o, CHUNK)), dtype=z.dtype)
-    for r in range(r0, r1):
-        zr = z[r]
-        if act_on and code <= 1:
+    al = t(alpha)
+    if act_on and code <= 1:
+        for r in range(r0, r1):
+            zr = z[r]
             yr = y[r]
             for j in range(o):
                 v = zr[j] + b[j]
                 if code == 0:
                     yr[j] = t(0.0) if v < t(0.0) else v  # NaN propagates, as np.maximum
                 else:
-                    yr[j] = v if v > t(0.0) else v * alpha
-        else:
+                    yr[j] = v if v > t(0.0) else v * al
+        return
+    zf = z.reshape(-1)
+    yf = y.reshape(-1)
+    rows = max(1, CHUNK // max(1, o))
+    for s in range(r0, r1, rows):
+        e = min(r1, s + rows)
+        for r in range(s, e):
+            zr = z[r]
             for j in range(o):
                 zr[j] += b[j]
-            if act_on:
-                _fwd_block(zr, y[r], code, alpha, ws)
+        if act_on:
+            _fwd_block(zf[s * o:e * o], yf[s * o:e * o], code, alpha, ws)
 
 
 @jit
 def _bias_act_serial(z, y, b, code, alpha, act_on):
-    _bias_act_rows(z, y, b, code, alpha, act_on, 0, z.shape[0])
+    ws = np.empty((3, min(z.size, CHUNK)), dtype=z.dtype)
+    _bias_act_rows(z, y, b, code, alpha, act_on, 0, z.shape[0], ws)
 
 
 @pjit
@@ -63,7 +76,8 @@ def _bias_act_parallel(z, y, b, code, alpha, act_on):
     n = z.shape[0]
     rows = max(1, BLOCK // max(1, z.shape[1]))
     for k in prange((n + rows - 1) // rows):
-        _bias_act_rows(z, y, b, code, alpha, act_on, k * rows, min(n, (k + 1) * rows))
+        ws = np.empty((3, CHUNK), dtype=z.dtype)
+        _bias_act_rows(z, y, b, code, alpha, act_on, k * rows, min(n, (k + 1) * rows), ws)
 
 
 # --- backward: dz = act'(.) * dy and db = sum_rows(dz), per block of columns ---
@@ -84,7 +98,27 @@ def _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, c0, c1):
 
 @jit
 def _dz_db_serial(dy, y, z, dz, db, code, alpha, act_on):
-    _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, 0, dy.shape[1])
+    """dz (if act_on) and db over all rows, by blocks of whole rows of about CHUNK elements:
+    the derivative runs on each block as one flat array (not per row, which costs the block
+    routine's set-up per row of a narrow layer), then the block's rows are added to db while
+    they are in cache (row after row, as NumPy's ``sum(axis=0)``)."""
+    n, o = dy.shape
+    for j in range(o):
+        db[j] = 0
+    src = dz if act_on else dy
+    dyf = dy.reshape(-1)
+    yf = y.reshape(-1)
+    zf = z.reshape(-1)
+    dzf = dz.reshape(-1)
+    rows = max(1, CHUNK // max(1, o))
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        if act_on:
+            _bwd_block(dyf[s * o:e * o], yf[s * o:e * o], zf[s * o:e * o], dzf[s * o:e * o], code, alpha)
+        for i in range(s, e):
+            sr = src[i]
+            for j in range(o):
+                db[j] += sr[j]
 
 
 @pjit
@@ -97,6 +131,9 @@ def _dz_db_parallel(dy, y, z, dz, db, code, alpha, act_on, cols):
 # --- Python entry points ---
 
 def _prepare(x, w, b=None):
+    if (type(x) is np.ndarray and type(w) is np.ndarray and x.dtype == w.dtype and x.flags.c_contiguous
+            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.flags.c_contiguous))):
+        return x, w, b  # the layers' case: nothing to convert
     dt = np.result_type(x, w) if b is None else np.result_type(x, w, b)
     x = np.ascontiguousarray(x, dtype=dt)
     w = np.asarray(w, dtype=dt)
@@ -112,8 +149,8 @@ def _forward(x, w, b, code, alpha, act_on):
     # The activation writes a second array even when z is not needed afterwards (all but
     # GELU): same memory traffic as in place, and in-place loops would not vectorise.
     y = np.empty_like(z) if act_on else z
-    a = z.dtype.type(alpha)
-    if z.size >= PASS_PARALLEL_MIN:
+    a = float(alpha)
+    if use_parallel(z.size, PASS_PARALLEL_MIN):
         _bias_act_parallel(z, y, b, code, a, act_on)
     else:
         _bias_act_serial(z, y, b, code, a, act_on)
@@ -137,8 +174,8 @@ def _backward(dy, x, w, y, z, code, alpha, act_on):
     else:
         dz = dy
         yy = zz = dy  # unused placeholders with the right type
-    a = dt.type(alpha)
-    if dy.size >= PASS_PARALLEL_MIN:
+    a = float(alpha)
+    if use_parallel(dy.size, PASS_PARALLEL_MIN):
         cols = max(16, -(-o // (4 * numba.get_num_threads())))
         _dz_db_parallel(dy, yy, zz, dz, db, code, a, act_on, cols)
     else:

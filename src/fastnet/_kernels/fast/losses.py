@@ -13,7 +13,8 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from .._jit import jit, pjit
+from .. import parallel
 from .activations import BLOCK, CHUNK, _exp_nonpos, _row_max
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
@@ -114,25 +115,20 @@ def softmax_cross_entropy(logits, target, label_smoothing):
     if n == 0:
         return 0.0, g
     rows = max(1, BLOCK // max(1, c))
-    parallel = x.size >= PARALLEL_MIN_ELEMENTS
     if target.ndim == 1 and target.dtype.kind in "iu":
         if target.shape[0] != n:
             raise ValueError(f"{where}: integer target must have shape ({n},), got {target.shape}")
         ids = np.ascontiguousarray(target, dtype=np.int64)
         if ids.min() < 0 or ids.max() >= c:
             raise ValueError(f"{where}: class ids must be in [0, {c}), got min {ids.min()} max {ids.max()}")
-        if parallel:
-            _sce_ids_parallel(x, ids, ls, g, out, rows)
-        else:
-            _sce_ids_serial(x, ids, ls, g, out)
+        parallel.run(x.size, parallel.COMPUTE_BOUND_MIN, _sce_ids_serial, _sce_ids_parallel,
+                    (x, ids, ls, g, out), (x, ids, ls, g, out, rows))
     else:
         if target.shape != x.shape:
             raise ValueError(f"{where}: probability target must have shape {x.shape}, got {target.shape}")
         tgt = np.ascontiguousarray(target, dtype=x.dtype)
-        if parallel:
-            _sce_probs_parallel(x, tgt, ls, g, out, rows)
-        else:
-            _sce_probs_serial(x, tgt, ls, g, out)
+        parallel.run(x.size, parallel.COMPUTE_BOUND_MIN, _sce_probs_serial, _sce_probs_parallel,
+                    (x, tgt, ls, g, out), (x, tgt, ls, g, out, rows))
     return float(out.sum()), g
 
 
@@ -140,8 +136,8 @@ def softmax_cross_entropy(logits, target, label_smoothing):
 
 @jit
 def _log1p_unit(e, terms):
-    """log(1 + e) for 0 <= e <= 1, vectorisable (Numba's math.log1p is a scalar libm call):
-    2 atanh(s) with s = e / (2 + e) <= 1/3, a series in s**2 <= 1/9 cut after ``terms``
+    """log(1 + e) for -1/2 <= e <= 1, vectorisable (Numba's math.log1p is a scalar libm call):
+    2 atanh(s) with s = e / (2 + e), |s| <= 1/3, a series in s**2 <= 1/9 cut after ``terms``
     terms (7 reach float32's, 17 float64's rounding). Exact in relative terms for tiny e."""
     t = type(e)
     s = e / (t(2.0) + e)
@@ -180,11 +176,113 @@ def _bce_logits_chunk(x, tgt, g, ws):
     return acc
 
 
+_LN2_HI32, _LN2_LO32 = 0.693145751953125, 1.42860682030941723212e-6
+_LN2_HI64, _LN2_LO64 = 0.6931471803691238, 1.9082149292705877e-10
+_SQRT2 = 1.4142135623730951
+
+
 @jit
-def _elem_block(x, tgt, eps, g, code):
+def _log_normal(a, out, scratch):
+    """out[i] = log(a[i]) for positive normal finite a[i] (1-D, three different arrays),
+    vectorisable (Numba's math.log is a scalar libm call, ~5x slower than NumPy's SIMD log).
+    a = m 2**k with m in [sqrt(1/2), sqrt(2)) read from the bits; log m = 2 atanh(s),
+    s = (m - 1)/(m + 1), |s| <= 0.172: an odd series cut at s**11 (float32) / s**25 (float64)."""
+    n = a.shape[0]
+    if out.itemsize == 4:
+        t = np.float32
+        ia = a.view(np.int32)
+        im = scratch.view(np.int32)
+        for i in range(n):
+            bits = ia[i]
+            im[i] = (bits & np.int32(0x007FFFFF)) | np.int32(0x3F800000)
+            out[i] = t(((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(127))
+        for i in range(n):
+            m = scratch[i]
+            k = out[i]
+            big = m > t(_SQRT2)
+            m = m * t(0.5) if big else m
+            k = k + t(1.0) if big else k
+            s = (m - t(1.0)) / (m + t(1.0))
+            w = s * s
+            p = ((((t(1.0 / 11) * w + t(1.0 / 9)) * w + t(1.0 / 7)) * w + t(1.0 / 5)) * w + t(1.0 / 3)) * w
+            out[i] = k * t(_LN2_HI32) + (t(2.0) * s + (t(2.0) * s * p + k * t(_LN2_LO32)))
+    else:
+        ia = a.view(np.int64)
+        im = scratch.view(np.int64)
+        for i in range(n):
+            bits = ia[i]
+            im[i] = (bits & np.int64(0x000FFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000)
+            out[i] = np.float64(((bits >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023))
+        for i in range(n):
+            m = scratch[i]
+            k = out[i]
+            big = m > _SQRT2
+            m = m * 0.5 if big else m
+            k = k + 1.0 if big else k
+            s = (m - 1.0) / (m + 1.0)
+            w = s * s
+            p = 1.0 / 25
+            p = p * w + 1.0 / 23
+            p = p * w + 1.0 / 21
+            p = p * w + 1.0 / 19
+            p = p * w + 1.0 / 17
+            p = p * w + 1.0 / 15
+            p = p * w + 1.0 / 13
+            p = p * w + 1.0 / 11
+            p = p * w + 1.0 / 9
+            p = p * w + 1.0 / 7
+            p = p * w + 1.0 / 5
+            p = p * w + 1.0 / 3
+            p = p * w
+            out[i] = k * _LN2_HI64 + (2.0 * s + (2.0 * s * p + k * _LN2_LO64))
+
+
+@jit
+def _bce_probs_chunk(x, tgt, eps, g, ws):
+    """BCE on probabilities clipped to [eps, 1 - eps] (eps a normal number), one chunk:
+    -(t log p + (1 - t) log1p(-p)), gradient (p - t) / (p (1 - p)).
+    log1p(-p) is log(1 - p) for p > 1/2 (1 - p exact there) and the atanh series of
+    ``_log1p_unit`` for p <= 1/2 (no cancellation for small p). The two terms go to separate
+    sums: under fastmath's reassociation LLVM rewrites t a + (1 - t) b as t (a - b) + b, which
+    loses a -1e-7 log next to a -16 one (seen: a float32 loss of exactly 0)."""
+    n = x.shape[0]
+    t = g.dtype.type
+    one = t(1.0)
+    terms = 7 if g.itemsize == 4 else 17
+    a, q, la, lq = ws[0, :n], ws[1, :n], ws[2, :n], ws[3, :n]
+    lo, hi = eps, one - eps
+    for i in range(n):
+        p = min(max(x[i], lo), hi)
+        a[i] = p
+        q[i] = one - p
+    _log_normal(a, la, ws[4, :n])
+    _log_normal(q, lq, ws[5, :n])
+    acc1 = 0.0  # sum of t log p
+    acc2 = 0.0  # sum of (1 - t) log1p(-p): both <= 0, so adding them cancels nothing
+    if terms == 7:
+        for i in range(n):
+            p, y = a[i], tgt[i]
+            l1p = lq[i] if p > t(0.5) else _log1p_unit(-p, 7)
+            acc1 += y * la[i]
+            acc2 += (one - y) * l1p
+            g[i] = (p - y) / (p * (one - p))
+    else:
+        for i in range(n):
+            p, y = a[i], tgt[i]
+            l1p = lq[i] if p > t(0.5) else _log1p_unit(-p, 17)
+            acc1 += y * la[i]
+            acc2 += (one - y) * l1p
+            g[i] = (p - y) / (p * (one - p))
+    acc = -(acc1 + acc2)
+    return acc
+
+
+@jit
+def _elem_block(x, tgt, eps64, g, code):
     """One block: gradient into g, returns the block's loss sum (float64)."""
     t = g.dtype.type
     zero, one = t(0.0), t(1.0)
+    eps = t(eps64)
     acc = 0.0
     n = x.shape[0]
     if code == 0:
@@ -192,12 +290,18 @@ def _elem_block(x, tgt, eps, g, code):
         for s in range(0, n, CHUNK):
             acc += _bce_logits_chunk(x[s:s + CHUNK], tgt[s:s + CHUNK], g[s:s + CHUNK], ws)
     elif code == 1:
-        lo, hi = eps, one - eps
-        for i in range(n):
-            p = min(max(x[i], lo), hi)
-            y = tgt[i]
-            acc -= y * math.log(p) + (one - y) * math.log1p(-p)
-            g[i] = (p - y) / (p * (one - p))
+        tiny = t(1.1754943508222875e-38) if g.itemsize == 4 else t(2.2250738585072014e-308)
+        if eps >= tiny:
+            ws = np.empty((6, min(n, CHUNK)), dtype=g.dtype)
+            for s in range(0, n, CHUNK):
+                acc += _bce_probs_chunk(x[s:s + CHUNK], tgt[s:s + CHUNK], eps, g[s:s + CHUNK], ws)
+        else:  # eps below the smallest normal: subnormal logs, not worth a vector path
+            lo, hi = eps, one - eps
+            for i in range(n):
+                p = min(max(x[i], lo), hi)
+                y = tgt[i]
+                acc -= y * math.log(p) + (one - y) * math.log1p(-p)
+                g[i] = (p - y) / (p * (one - p))
     else:
         for i in range(n):
             d = x[i] - tgt[i]
@@ -207,8 +311,12 @@ def _elem_block(x, tgt, eps, g, code):
 
 
 @jit
-def _elem_serial(x, tgt, eps, g, code):
-    return _elem_block(x, tgt, eps, g, code)
+def _elem_serial(x, tgt, eps, g, code, partial):
+    n = x.shape[0]
+    for k in range(partial.shape[0]):
+        s = k * BLOCK
+        e = min(n, s + BLOCK)
+        partial[k] = _elem_block(x[s:e], tgt[s:e], eps, g[s:e], code)
 
 
 @pjit
@@ -228,15 +336,13 @@ def _elementwise(pred, target, eps, code, where):
     tgt = np.ascontiguousarray(target, dtype=x.dtype)
     g = np.empty_like(x)
     xf, tf, gf = x.reshape(-1), tgt.reshape(-1), g.reshape(-1)
-    e = x.dtype.type(eps)
     n = xf.shape[0]
-    if n >= PARALLEL_MIN_ELEMENTS:
-        partial = np.empty((n + BLOCK - 1) // BLOCK, dtype=np.float64)
-        _elem_parallel(xf, tf, e, gf, code, partial)
-        loss = partial.sum()
-    else:
-        loss = _elem_serial(xf, tf, e, gf, code)
-    return float(loss), g
+    partial = np.empty((n + BLOCK - 1) // BLOCK, dtype=np.float64)
+    kind_min = parallel.MEMORY_BOUND_MIN if code == _MSE else parallel.COMPUTE_BOUND_MIN
+    # Both variants write one sum per block of BLOCK elements (the same partition), added here
+    # in the same order: the loss does not depend on the variant or the thread count.
+    parallel.run(n, kind_min, _elem_serial, _elem_parallel, (xf, tf, float(eps), gf, code, partial))
+    return float(partial.sum()), g
 
 
 def sigmoid_bce_with_logits(logits, target):

@@ -4,14 +4,16 @@ Each update reads p, g and the state once and writes p and the state once (NumPy
 version makes four to eight passes and temporaries). Scalars are cast to the parameter's
 dtype, as NumPy does with Python floats, so float32 parameters are updated in float32;
 bias corrections are folded into two scalars in Python. Arrays of at least
-``PARALLEL_MIN_ELEMENTS`` are split into blocks over Numba's threads.
+``parallel.MEMORY_BOUND_MIN`` elements are split into blocks over Numba's threads (see
+``fastnet/_kernels/parallel.py`` for why that is much larger than the generic threshold).
 """
 import math
 
 import numpy as np
 from numba import prange
 
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from .._jit import jit, pjit
+from .. import parallel
 from .activations import BLOCK
 
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_"]
@@ -34,12 +36,15 @@ def _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom, s,
 
 @jit
 def _sgd_serial(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom):
-    _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom, 0, p.shape[0])
+    t = p.dtype.type
+    _sgd_block(p, g, buf, t(lr), t(momentum), t(damp1), nesterov, t(wd), use_wd, use_mom, 0, p.shape[0])
 
 
 @pjit
 def _sgd_parallel(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom):
     n = p.shape[0]
+    t = p.dtype.type
+    lr, momentum, damp1, wd = t(lr), t(momentum), t(damp1), t(wd)
     for k in prange((n + BLOCK - 1) // BLOCK):
         _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom,
                    k * BLOCK, min(n, (k + 1) * BLOCK))
@@ -60,12 +65,15 @@ def _sq_block(p, g, sq, lr, rho, rho1, eps, wd, use_wd, s, e):
 
 @jit
 def _sq_serial(p, g, sq, lr, rho, rho1, eps, wd, use_wd):
-    _sq_block(p, g, sq, lr, rho, rho1, eps, wd, use_wd, 0, p.shape[0])
+    t = p.dtype.type
+    _sq_block(p, g, sq, t(lr), t(rho), t(rho1), t(eps), t(wd), use_wd, 0, p.shape[0])
 
 
 @pjit
 def _sq_parallel(p, g, sq, lr, rho, rho1, eps, wd, use_wd):
     n = p.shape[0]
+    t = p.dtype.type
+    lr, rho, rho1, eps, wd = t(lr), t(rho), t(rho1), t(eps), t(wd)
     for k in prange((n + BLOCK - 1) // BLOCK):
         _sq_block(p, g, sq, lr, rho, rho1, eps, wd, use_wd, k * BLOCK, min(n, (k + 1) * BLOCK))
 
@@ -88,33 +96,47 @@ def _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrin
 
 @jit
 def _adam_serial(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd):
-    _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd, 0, p.shape[0])
+    t = p.dtype.type
+    _adam_block(p, g, m, v, t(step), t(inv_sqrt_bc2), t(b1), t(b11), t(b2), t(b21), t(eps), t(wd), t(shrink),
+                use_wd, 0, p.shape[0])
 
 
 @pjit
 def _adam_parallel(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd):
     n = p.shape[0]
+    t = p.dtype.type
+    step, inv_sqrt_bc2, b1, b11, b2, b21 = t(step), t(inv_sqrt_bc2), t(b1), t(b11), t(b2), t(b21)
+    eps, wd, shrink = t(eps), t(wd), t(shrink)
     for k in prange((n + BLOCK - 1) // BLOCK):
         _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd,
                     k * BLOCK, min(n, (k + 1) * BLOCK))
 
 
 # --- Python entry points ---
+# Scalars are passed as Python floats and cast to p's dtype inside the drivers: a NumPy scalar
+# argument costs Numba's dispatcher ~0.3 us more than a float (and ~0.2 us to build), which
+# on M2's 20-element bias was as much as the update itself.
 
 def _flat_inplace(a, name, where, like=None):
     """A flat view of ``a`` that writes through (so ``a`` must be C-contiguous)."""
-    if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{where}: {name} must be a writeable C-contiguous ndarray (updated in place)")
+    if type(a) is not np.ndarray or not a.flags.c_contiguous or not a.flags.writeable:
+        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{where}: {name} must be a writeable C-contiguous ndarray (updated in place)")
     if like is not None and (a.shape != like.shape or a.dtype != like.dtype):
         raise ValueError(f"{where}: {name} must match p ({like.shape}, {like.dtype}), got ({a.shape}, {a.dtype})")
     return a.reshape(-1)
 
 
 def _grad(g, p, where):
-    g = np.ascontiguousarray(g, dtype=p.dtype)
+    if type(g) is not np.ndarray or g.dtype != p.dtype or not g.flags.c_contiguous:
+        g = np.ascontiguousarray(g, dtype=p.dtype)
     if g.shape != p.shape:
         raise ValueError(f"{where}: g must have p's shape {p.shape}, got {g.shape}")
     return g.reshape(-1)
+
+
+def _run(serial_kernel, parallel_kernel, args):
+    parallel.run(args[0].shape[0], parallel.MEMORY_BOUND_MIN, serial_kernel, parallel_kernel, args)
 
 
 def sgd_update_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
@@ -123,19 +145,17 @@ def sgd_update_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
     gf = _grad(g, p, where)
     use_mom = bool(momentum)
     bf = _flat_inplace(buf, "buf", where, p) if use_mom else pf  # placeholder, never read
-    t = p.dtype.type
-    args = (pf, gf, bf, t(lr), t(momentum), t(1.0 - dampening), bool(nesterov), t(weight_decay),
+    args = (pf, gf, bf, float(lr), float(momentum), 1.0 - float(dampening), bool(nesterov), float(weight_decay),
             bool(weight_decay), use_mom)
-    (_sgd_parallel if pf.shape[0] >= PARALLEL_MIN_ELEMENTS else _sgd_serial)(*args)
+    _run(_sgd_serial, _sgd_parallel, args)
 
 
 def _sq_update(p, g, sq, lr, rho, rho1, eps, weight_decay, where, name):
     pf = _flat_inplace(p, "p", where)
     gf = _grad(g, p, where)
     sf = _flat_inplace(sq, name, where, p)
-    t = p.dtype.type
-    args = (pf, gf, sf, t(lr), t(rho), t(rho1), t(eps), t(weight_decay), bool(weight_decay))
-    (_sq_parallel if pf.shape[0] >= PARALLEL_MIN_ELEMENTS else _sq_serial)(*args)
+    args = (pf, gf, sf, float(lr), float(rho), float(rho1), float(eps), float(weight_decay), bool(weight_decay))
+    _run(_sq_serial, _sq_parallel, args)
 
 
 def adagrad_update_(p, g, acc, lr, eps, weight_decay):
@@ -154,11 +174,10 @@ def adam_update_(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
     gf = _grad(g, p, where)
     mf = _flat_inplace(m, "m", where, p)
     vf = _flat_inplace(v, "v", where, p)
-    c = p.dtype.type
     bc1 = 1.0 - beta1 ** t
     bc2 = 1.0 - beta2 ** t
     shrink = 1.0 - lr * weight_decay if (decoupled and weight_decay) else 1.0
     use_wd = bool(weight_decay) and not decoupled
-    args = (pf, gf, mf, vf, c(lr / bc1), c(1.0 / math.sqrt(bc2)), c(beta1), c(1.0 - beta1), c(beta2),
-            c(1.0 - beta2), c(eps), c(weight_decay), c(shrink), use_wd)
-    (_adam_parallel if pf.shape[0] >= PARALLEL_MIN_ELEMENTS else _adam_serial)(*args)
+    args = (pf, gf, mf, vf, float(lr / bc1), float(1.0 / math.sqrt(bc2)), float(beta1), float(1.0 - beta1),
+            float(beta2), float(1.0 - beta2), float(eps), float(weight_decay), float(shrink), use_wd)
+    _run(_adam_serial, _adam_parallel, args)
