@@ -64,6 +64,48 @@ def test_import_fastnet_compiles_nothing():
     assert int(res.stdout.split()[-1]) > 20  # the check really saw the Numba kernels
 
 
+_CACHE_PROBE = textwrap.dedent("""
+    import sys, numpy as np
+    from fastnet._kernels import registry
+    from fastnet._kernels.fast import activations as mod
+    registry.kernel("relu_forward", "fast")(np.ones(8, np.float32))
+    hits = misses = 0
+    for obj in vars(mod).values():
+        stats = getattr(obj, "stats", None)
+        if stats is not None and hasattr(stats, "cache_hits"):
+            hits += sum(stats.cache_hits.values()); misses += sum(stats.cache_misses.values())
+    print(hits, misses)
+""")
+
+
+def _probe_cache(cache_dir):
+    src = os.path.dirname(os.path.dirname(fastnet.__file__))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
+               PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    hits, misses = map(int, res.stdout.split()[-2:])
+    return hits, misses
+
+
+def test_numba_cache_is_dropped_when_kernel_sources_change(tmp_path):
+    """Numba checks a cached kernel only against its own file; fastnet stamps each module's cache
+    with a fingerprint of all kernel sources and recompiles when it no longer matches."""
+    def compiled(counts):
+        return counts[0] == 0 and counts[1] > 0
+
+    def loaded(counts):
+        return counts[0] > 0 and counts[1] == 0
+
+    assert compiled(_probe_cache(tmp_path))          # empty cache
+    assert loaded(_probe_cache(tmp_path))
+    stamps = list(tmp_path.rglob("fastnet._kernels.fast.activations.fastnet-sources"))
+    assert len(stamps) == 1
+    stamps[0].write_text("sources of an older fastnet")  # as if a module it inlines had changed
+    assert compiled(_probe_cache(tmp_path))          # stale: dropped and compiled again
+    assert loaded(_probe_cache(tmp_path))
+
+
 def test_warmup_compiles_every_entry_point():
     seconds = fastnet.warmup(dtypes=("float64",))
     assert isinstance(seconds, float) and seconds >= 0.0
