@@ -194,3 +194,12 @@ def test_conv_model_predict_uses_saved_input_size(capsys, tmp_path):
     code, _, err = run(capsys, ["predict", str(tmp_path / "lenet.npz"), str(tmp_path / "ink.png"),
                                 "--classes", "mnist"])
     assert_one_line_error(code, err, r"--classes mnist has 10 classes but the model outputs 26")
+
+
+def test_plot_without_matplotlib_fails_before_training(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    code, out, err = run(capsys, ["train", "--epochs", "1", "--verbose", "2", "--plot", str(tmp_path / "c.png"),
+                                  "--out", str(tmp_path / "m.npz")])
+    assert code == 1
+    assert "plot_history needs matplotlib" in err and len(err.strip().splitlines()) == 1
+    assert "Epoch" not in out and not (tmp_path / "m.npz").exists()

@@ -192,6 +192,9 @@ def _accuracy(result) -> tuple[float, float | None]:
 def cmd_train(args) -> int:
     import fastnet
 
+    if args.plot:  # fail now, not after training
+        from .plotting import require_matplotlib
+        require_matplotlib()
     if args.threads is not None:
         fastnet.set_num_threads(args.threads)
     fastnet.seed(args.seed)

@@ -21,6 +21,18 @@ def _curves(history) -> dict:
     return out
 
 
+def require_matplotlib() -> None:
+    """Raise the ImportError ``plot_history`` would, before any work is done (the CLI checks
+    ``--plot`` this way so a long training run does not end in that error)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(_NO_MATPLOTLIB)
+
+
+_NO_MATPLOTLIB = "plot_history needs matplotlib: pip install 'fastnet[plot]' (or pip install matplotlib)"
+
+
 def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Path:
     """Write a PNG with one panel per quantity (loss first, then metrics, then anything else).
 
@@ -35,7 +47,7 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        raise ImportError("plot_history needs matplotlib: pip install 'fastnet[plot]' (or pip install matplotlib)") from None
+        raise ImportError(_NO_MATPLOTLIB) from None
     bases = [k for k in curves if not k.startswith("val_")]
     bases += [k[4:] for k in curves if k.startswith("val_") and k[4:] not in curves]  # val-only curves
     bases.sort(key=lambda k: (k != "loss", k == "lr", list(curves).index(k) if k in curves else 0))
