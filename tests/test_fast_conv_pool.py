@@ -212,3 +212,112 @@ def test_threaded_and_serial_paths_agree(monkeypatch):
     np.testing.assert_array_equal(par[0], ser[0])
     np.testing.assert_array_equal(par[1][0], ser[1][0])
     np.testing.assert_array_equal(par[1][1], ser[1][1])
+
+
+# ---- Conv2D + ReLU fusion (act="relu") -------------------------------------------------------
+@SETTINGS
+@given(geometry(), st.integers(1, 20), DTYPES, st.integers(0, 2**31 - 1))
+def test_conv2d_relu_matches_reference_and_unfused(geo, f, dtype, seed):
+    n, c, h, w, k, s, p = geo
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, *k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    yf, yr = both("conv2d_forward", x, wt, b, s, p, "relu")
+    close(yf, yr, dtype)
+    z = kernel("conv2d_forward", "fast")(x, wt, b, s, p)
+    close(yf, kernel("relu_forward", "fast")(z), dtype)
+    dy = rng.standard_normal(yr.shape).astype(dtype)
+    gf = kernel("conv2d_backward", "fast")(dy, x, wt, s, p, "relu", yf)
+    gr = kernel("conv2d_backward", "numpy")(dy, x, wt, s, p, "relu", yr)
+    unfused = kernel("conv2d_backward", "fast")(kernel("relu_backward", "fast")(dy, yf), x, wt, s, p)
+    for a, r, u in zip(gf, gr, unfused):
+        close(a, r, dtype)
+        close(a, u, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("filters", [4, 24])  # stacked and wide GEMM paths
+def test_chunked_conv_relu_equals_unchunked(dtype, filters):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 3, 8, 7)).astype(dtype)
+    w = rng.standard_normal((filters, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    y = fast_conv.conv2d_forward(x, w, b, (1, 1), (1, 1), "relu")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    g = fast_conv.conv2d_backward(dy, x, w, (1, 1), (1, 1), "relu", y)
+    limit = workspace.get_workspace_limit()
+    try:
+        workspace.set_workspace_limit(1)  # one sample per chunk
+        y1 = fast_conv.conv2d_forward(x, w, b, (1, 1), (1, 1), "relu")
+        g1 = fast_conv.conv2d_backward(dy, x, w, (1, 1), (1, 1), "relu", y1)
+    finally:
+        workspace.set_workspace_limit(limit)
+    close(y1, y, dtype)
+    for a, r in zip(g1, g):
+        close(a, r, dtype)
+    assert (y >= 0).all() and (y == 0).any() and (y > 0).any()
+
+
+@pytest.mark.parametrize("backend_name", ["fast", "numpy"])
+def test_conv2d_act_argument_errors(backend_name):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    w = np.zeros((2, 1, 3, 3), np.float32)
+    b = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match="act must be None or 'relu'"):
+        kernel("conv2d_forward", backend_name)(x, w, b, (1, 1), (0, 0), "tanh")
+    dy = np.zeros((1, 2, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="act='relu' needs the forward output y"):
+        kernel("conv2d_backward", backend_name)(dy, x, w, (1, 1), (0, 0), "relu")
+    with pytest.raises(ValueError, match="act='relu' needs the forward output y"):
+        kernel("conv2d_backward", backend_name)(dy, x, w, (1, 1), (0, 0), "relu", np.zeros((1, 2, 3, 3), np.float32))
+
+
+# ---- max-pool 2x2 stride 2 (the specialised, SIMD float32 path) ------------------------------
+def _first_max_loops(x):
+    """Naive 2x2/2 max-pool with the contract's tie rule (first maximum, first NaN, row-major)."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, h // 2, w // 2), x.dtype)
+    a = np.empty(y.shape, np.int64)
+    for i in np.ndindex(n, c, h // 2, w // 2):
+        best, idx = None, None
+        for dh in range(2):
+            for dw in range(2):
+                hh, ww = 2 * i[2] + dh, 2 * i[3] + dw
+                v = x[i[0], i[1], hh, ww]
+                if best is None or v > best or (np.isnan(v) and not np.isnan(best)):
+                    best, idx = v, hh * w + ww
+        y[i], a[i] = best, idx
+    return y, a
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h, w", [(2, 2), (5, 9), (8, 16), (7, 17), (4, 26), (3, 31)])
+@pytest.mark.parametrize("values", ["normal", "ties", "special"])
+def test_maxpool_2x2_stride2_tie_rule_and_specials(dtype, h, w, values):
+    rng = np.random.default_rng(h * 100 + w)
+    shape = (2, 3, h, w)
+    if values == "normal":
+        x = rng.standard_normal(shape)
+    elif values == "ties":  # many equal maxima in every window: the first must win
+        x = rng.integers(-1, 2, size=shape).astype(float)
+    else:  # NaN, +-inf and ties mixed
+        x = rng.choice([np.nan, -np.inf, np.inf, 0.0, 1.0, -1.0], size=shape, p=[.15, .2, .1, .25, .2, .1])
+    x = x.astype(dtype)
+    (yf, af), (yr, ar) = both("maxpool2d_forward", x, (2, 2), (2, 2), (0, 0))
+    want_y, want_a = _first_max_loops(x)
+    np.testing.assert_array_equal(af, want_a)
+    np.testing.assert_array_equal(ar, want_a)
+    np.testing.assert_array_equal(yf, want_y)  # NaN == NaN here
+    np.testing.assert_array_equal(yr, want_y)
+    assert af.dtype == np.int64 and yf.dtype == dtype
+    dy = rng.standard_normal(yf.shape).astype(dtype)
+    close(*both("maxpool2d_backward", dy, af, x.shape), dtype)
+
+
+def test_maxpool_2x2_large_parallel_matches_reference():
+    # big enough for the OpenMP pass (PARALLEL_MIN_ELEMENTS), with ties
+    x = np.random.default_rng(5).integers(-3, 3, size=(4, 8, 48, 50)).astype(np.float32)
+    (yf, af), (yr, ar) = both("maxpool2d_forward", x, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(af, ar)
+    np.testing.assert_array_equal(yf, yr)

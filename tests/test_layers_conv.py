@@ -294,3 +294,96 @@ def test_config_is_json_and_rebuilds_the_layer():
     assert again.get_config() == odd.get_config()
     assert repr(layer) == ("Conv2D(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2, bias=True, "
                            "init='he', dtype='float32')")
+
+
+# ---- (5) Conv2D + ReLU fusion ----------------------------------------------------------------
+def _conv_relu_pair(dtype=np.float32, seed=0, **kw):
+    args = dict(in_channels=3, out_channels=5, kernel_size=3, padding=1) | kw
+    fastnet.seed(seed)
+    a = Conv2D(**args, dtype=dtype)
+    fastnet.seed(seed)
+    b = Conv2D(**args, dtype=dtype)
+    b.params["bias"][...] = a.params["bias"][...] = np.linspace(-0.5, 0.5, args["out_channels"])
+    return a, b.fuse("relu")
+
+
+@pytest.mark.parametrize("out_channels", [5, 24])  # stacked and wide GEMM paths
+def test_fused_relu_equals_conv_then_relu(backend, out_channels):
+    from fastnet.layers import ReLU
+
+    plain, fused = _conv_relu_pair(out_channels=out_channels)
+    act = ReLU()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 7, 6)).astype(np.float32)
+    y = fused.forward(x, training=True)
+    want = act.forward(plain.forward(x, training=True), training=True)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    assert fused.fused_activation == "relu" and (y == 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(fused.backward(dy), plain.backward(act.backward(dy)), rtol=1e-5, atol=1e-5)
+    for k in ("weight", "bias"):
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-5, atol=1e-5)
+    assert "fused='relu'" in repr(fused) and "fused" not in json.dumps(fused.get_config())
+    fused.unfuse()
+    assert fused.fused_activation is None
+    np.testing.assert_allclose(fused.forward(x), plain.forward(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("out_channels", [3, 20])
+def test_fused_relu_conv_gradcheck(backend, out_channels):
+    _, layer = _conv_relu_pair(np.float64, seed=2, out_channels=out_channels, stride=(1, 2))
+    x = np.random.default_rng(9).standard_normal((2, 3, 6, 5))
+    result = check_layer(layer, x)
+    result.assert_ok()
+    assert result.max_error < 1e-6
+
+
+def test_fused_relu_backends_agree():
+    _, layer = _conv_relu_pair(np.float64, out_channels=20)
+    x = np.random.default_rng(4).standard_normal((3, 3, 9, 8))
+    out = {}
+    for name in ("fast", "numpy"):
+        with fastnet.use_backend(name):
+            y = layer.forward(x, training=True)
+            dx = layer.backward(np.cos(y))
+            out[name] = (y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy())
+    for a, b in zip(out["fast"], out["numpy"]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_fuse_arguments_and_backward_misuse():
+    layer = Conv2D(2, 3, 3)
+    with pytest.raises(ValueError, match=r"fuse: activation must be one of \('relu',\), got 'tanh'"):
+        layer.fuse("tanh")
+    layer.fuse("relu")
+    with pytest.raises(ValueError, match="already has activation 'relu'"):
+        layer.fuse("relu")
+    layer.forward(np.zeros((1, 2, 4, 4), np.float32), training=False)  # eval: nothing kept
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.zeros((1, 3, 2, 2), np.float32))
+
+
+def test_model_fuses_conv_relu_only():
+    from fastnet import layers as L
+
+    fastnet.seed(0)
+    m = fastnet.Sequential([L.Conv2D(1, 4, 3, dtype=np.float64), L.ReLU(), L.MaxPool2D(2),
+                            L.Conv2D(4, 20, 3, padding=1, dtype=np.float64), L.Sigmoid(), L.Flatten(),
+                            L.Dense(20 * 3 * 3, 3, dtype=np.float64)])
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
+    y = np.array([0, 1, 2, 1, 0])
+    plain = m.forward(x, training=False)
+    m.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    assert m[0].fused_activation == "relu"
+    assert m[3].fused_activation is None  # sigmoid is not fusable into a conv
+    assert not any(isinstance(layer, L.ReLU) for layer in m._plan())
+    np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)
+    res = fastnet.gradcheck.check_model(m, x, y)
+    assert res.ok and res.max_error < 1e-6, res
+    # a slice holding the fused conv without its ReLU must not apply the ReLU
+    head = m[:1]
+    z = head.forward(x, training=False)
+    assert (z < 0).any()
+    assert m[0].fused_activation is None
+    m.unfuse()
+    np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)

@@ -95,9 +95,9 @@ class Sequential:
             dout = layer.backward(dout)
         return dout
 
-    # ---- Dense + activation fusion ------------------------------------------------------------
+    # ---- Dense / Conv2D + activation fusion ------------------------------------------------------
     def _plan(self) -> list:
-        """The layers to run: an activation fused into the Dense before it is skipped.
+        """The layers to run: an activation fused into the Dense or Conv2D before it is skipped.
 
         Derived from the layers' own state each call, so a Dense fused by another model that
         shares it (e.g. a slice) is never applied twice or without its activation layer.
@@ -119,12 +119,17 @@ class Sequential:
         return plan
 
     def fuse(self):
-        """Fuse each linear Dense with a following elementwise activation layer into one kernel
-        call (``compile`` does this). Results are the same; the activation layer is skipped."""
+        """Fuse each linear Dense with a following elementwise activation layer, and each Conv2D
+        with a following ReLU, into one kernel call (``compile`` does this). Results are the
+        same; the activation layer is skipped."""
         for layer, nxt in zip(self.layers, self.layers[1:]):
-            if (hasattr(layer, "fuse") and getattr(layer, "activation", "x") is None
-                    and getattr(layer, "fused_activation", "x") is None and getattr(nxt, "fusable", None) is not None):
-                layer.fuse(*nxt.fusable)
+            fusable = getattr(nxt, "fusable", None)
+            if (fusable is None or not hasattr(layer, "fuse")
+                    or getattr(layer, "fused_activation", "x") is not None):
+                continue
+            accepts = getattr(layer, "fusable_activations", None)  # a layer that fuses only some
+            if (fusable[0] in accepts) if accepts is not None else getattr(layer, "activation", "x") is None:
+                layer.fuse(*fusable)
         return self
 
     def unfuse(self):

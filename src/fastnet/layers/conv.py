@@ -35,7 +35,16 @@ class Conv2D(Layer):
     is zeros on both sides. The output is (N, out_channels, OH, OW) with
     ``OH = (H + 2*ph - KH) // sh + 1``. Only the input is kept for backward: the
     im2col columns are recomputed there, they are KH*KW times larger.
+
+    Fusion by a model: when a ``ReLU`` layer follows, a model may call ``conv.fuse("relu")``
+    and then skip the ReLU layer; the convolution kernels apply it in the pass that adds the
+    bias (and mask the gradient in the pass that reorders it), so no separate full-size pass
+    or array is needed. ``unfuse()`` undoes it. Runtime state only, like ``Dense.fuse``: not in
+    ``get_config``; ``fused_activation`` tells whether it is active.
     """
+
+    # Activations the conv kernels can apply themselves (``act`` in docs/KERNELS.md, conv.py).
+    fusable_activations = ("relu",)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, init: str = "he", dtype=np.float32, name: str | None = None):
@@ -56,7 +65,33 @@ class Conv2D(Layer):
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._zero_bias = np.zeros(self.out_channels, dtype=self.dtype)
-        self._x = None
+        self._fused = None  # "relu" once fuse()d
+        self._x = self._y = None
+
+    # ---- fusion ---------------------------------------------------------------------------
+    def fuse(self, activation: str, alpha: float = 0.0):
+        """Apply ``activation`` (only "relu") inside this layer from now on. Returns self.
+        ``alpha`` is accepted for the ``(activation, alpha)`` pair of ``ReLU.fusable`` and ignored."""
+        if activation not in self.fusable_activations:
+            raise ValueError(f"{self.name}.fuse: activation must be one of {self.fusable_activations}, "
+                             f"got {activation!r}")
+        if self._fused is not None:
+            raise ValueError(f"{self.name}.fuse: layer already has activation {self._fused!r}; "
+                             f"cannot fuse {activation!r}")
+        self._fused = activation
+        self._x = self._y = None
+        return self
+
+    def unfuse(self):
+        """Drop a fused activation (the layer is linear again)."""
+        self._fused = None
+        self._x = self._y = None
+        return self
+
+    @property
+    def fused_activation(self):
+        """Name of the activation fused by ``fuse()``, or None."""
+        return self._fused
 
     def _out_hw(self, input_shape) -> tuple[int, int]:
         return conv_out_shape(self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride,
@@ -68,16 +103,25 @@ class Conv2D(Layer):
             raise ValueError(f"{self.name}: expected input with {self.in_channels} channels "
                              f"(N, {self.in_channels}, H, W), got shape {x.shape}")
         self._out_hw(x.shape)
+        b = self.params.get("bias", self._zero_bias)
+        if self._fused is None:  # the 5-argument call: the kernel contract without ``act``
+            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding)
+        else:
+            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=self._fused)
         if self._mode(training):
-            self._x = x
-        return ops.conv2d_forward(x, self.params["weight"], self.params.get("bias", self._zero_bias),
-                                  self.stride, self.padding)
+            self._x, self._y = x, (None if self._fused is None else y)
+        return y
 
     def backward(self, dout):
         self._require_forward(self._x)
         n = self._x.shape[0]
         dout = self._check_grad(dout, (n, self.out_channels, *self._out_hw(self._x.shape)))
-        dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding)
+        if self._fused is None:
+            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding)
+        else:
+            self._require_forward(self._y)
+            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding,
+                                             act=self._fused, y=self._y)
         self.grads["weight"][...] = dw
         if self.use_bias:
             self.grads["bias"][...] = db
@@ -94,3 +138,7 @@ class Conv2D(Layer):
                 "kernel_size": compact(self.kernel_size), "stride": compact(self.stride),
                 "padding": compact(self.padding), "bias": self.use_bias, "init": self.init,
                 "dtype": self.dtype.name}
+
+    def __repr__(self):
+        text = super().__repr__()
+        return text if self._fused is None else f"{text[:-1]}, fused={self._fused!r})"

@@ -164,12 +164,23 @@ def col2im_into(const real[:, ::1] cols, real[:, :, :, ::1] dx,
             _col2im_plane(cp + c * KH * KW * ld + n * soff, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
 
 
-def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] dst, int nthreads):
-    """dst[n, f, :] = src[f, n*P:(n+1)*P] + b[f]: GEMM output (F, N*P) -> NCHW, bias fused."""
-    cdef Py_ssize_t N = dst.shape[0], F = dst.shape[1], P = dst.shape[2], i, n, f, p
-    cdef real bf
-    cdef const real* s
-    cdef real* d
+cdef inline void _add_bias_row(const real* s, real* d, real bf, Py_ssize_t P, bint relu) noexcept nogil:
+    cdef Py_ssize_t p
+    cdef real v
+    if relu:
+        for p in range(P):
+            v = s[p] + bf
+            d[p] = 0 if v < 0 else v  # max(v, 0) that keeps a NaN, like np.maximum
+    else:
+        for p in range(P):
+            d[p] = s[p] + bf
+
+
+def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] dst, int nthreads,
+                    bint relu=False):
+    """dst[n, f, :] = src[f, n*P:(n+1)*P] + b[f]: GEMM output (F, N*P) -> NCHW, bias fused
+    (and ReLU when ``relu``)."""
+    cdef Py_ssize_t N = dst.shape[0], F = dst.shape[1], P = dst.shape[2], i, n, f
     if src.shape[0] != F or src.shape[1] != N * P or b.shape[0] != F:
         raise ValueError("fnp_to_nfp_bias: shape mismatch")
     if N * F * P == 0:
@@ -178,20 +189,37 @@ def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] d
         for i in range(N * F):
             n = i // F
             f = i - n * F
-            s = &src[f, n * P]
-            d = &dst[n, f, 0]
-            bf = b[f]
-            for p in range(P):
-                d[p] = s[p] + bf
+            _add_bias_row(&src[f, n * P], &dst[n, f, 0], b[f], P, relu)
     else:
         for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // F
             f = i - n * F
-            s = &src[f, n * P]
-            d = &dst[n, f, 0]
-            bf = b[f]
-            for p in range(P):
-                d[p] = s[p] + bf
+            _add_bias_row(&src[f, n * P], &dst[n, f, 0], b[f], P, relu)
+
+
+def nfp_bias_(real[:, :, ::1] y, const real[::1] b, int nthreads, bint relu=False):
+    """In place: y[n, f, :] += b[f] (then ReLU when ``relu``)."""
+    cdef Py_ssize_t N = y.shape[0], F = y.shape[1], P = y.shape[2], i, n, f
+    if b.shape[0] != F:
+        raise ValueError("nfp_bias_: shape mismatch")
+    if N * F * P == 0:
+        return
+    if nthreads <= 1:
+        for i in range(N * F):
+            n = i // F
+            f = i - n * F
+            _add_bias_row(&y[n, f, 0], &y[n, f, 0], b[f], P, relu)
+    else:
+        for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // F
+            f = i - n * F
+            _add_bias_row(&y[n, f, 0], &y[n, f, 0], b[f], P, relu)
+
+
+cdef inline void _relu_mask_row(const real* g, const real* y, real* d, Py_ssize_t P) noexcept nogil:
+    cdef Py_ssize_t p
+    for p in range(P):
+        d[p] = g[p] if y[p] > 0 else 0  # ReLU's gradient: 0 at y <= 0 (and at a NaN y)
 
 
 def nfp_to_fnp(const real[:, :, ::1] src, real[:, ::1] dst, int nthreads):
@@ -211,3 +239,26 @@ def nfp_to_fnp(const real[:, :, ::1] src, real[:, ::1] dst, int nthreads):
             n = i // F
             f = i - n * F
             memcpy(&dst[f, n * P], &src[n, f, 0], P * sizeof(real))
+
+
+def nfp_to_fnp_relu(const real[:, :, ::1] src, const real[:, :, ::1] y, real[:, ::1] dst, int nthreads):
+    """:func:`nfp_to_fnp` of ReLU's input gradient: dst[f, n*P + p] = src[n, f, p] * (y[n, f, p] > 0),
+    ``y`` the ReLU output (NCHW). ``dst`` may have the shape (F, N*P) or, stacked, (N*F, P)."""
+    cdef Py_ssize_t N = src.shape[0], F = src.shape[1], P = src.shape[2], i, n, f
+    cdef bint stacked = dst.shape[0] == N * F and dst.shape[1] == P
+    if y.shape[0] != N or y.shape[1] != F or y.shape[2] != P or not (
+            stacked or (dst.shape[0] == F and dst.shape[1] == N * P)):
+        raise ValueError("nfp_to_fnp_relu: shape mismatch")
+    if N * F * P == 0:
+        return
+    cdef real* d0 = &dst[0, 0]
+    if nthreads <= 1:
+        for i in range(N * F):
+            n = i // F
+            f = i - n * F
+            _relu_mask_row(&src[n, f, 0], &y[n, f, 0], d0 + (i * P if stacked else (f * N + n) * P), P)
+    else:
+        for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
+            n = i // F
+            f = i - n * F
+            _relu_mask_row(&src[n, f, 0], &y[n, f, 0], d0 + (i * P if stacked else (f * N + n) * P), P)

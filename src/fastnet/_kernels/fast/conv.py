@@ -16,8 +16,12 @@ Two internal layouts, picked per call by the number of filters F (``STACKED_MAX_
 "stacked" (F < 16, e.g. LeNet's 1->6 5x5): sample-major columns ``(m, K, P)`` and one
 ``(F, K) @ (K, P)`` GEMM per sample (numpy loops over the stack in C), writing NCHW directly.
 A GEMM with only a few output rows over a very wide matrix is memory-bound and was measured
-~20x slower in OpenBLAS than the same work split per sample; chunks are kept cache-sized
-(``STACKED_CHUNK_BYTES``) so the columns are still in cache when the GEMM reads them.
+~20x slower in OpenBLAS than the same work split per sample. Chunks (``STACKED_CHUNK_BYTES``)
+are large: per-chunk fixed costs outweighed keeping the columns in L2.
+
+``act="relu"`` (Conv2D fused with a following ReLU): forward applies max(., 0) in the pass that
+adds the bias, so y is written once; backward masks dy with ``y > 0`` in the pass that already
+copies dy into the GEMM layout (wide) or into the workspace (stacked). No extra full-size array.
 
 Memory: the scratch comes from ``workspace`` and takes (K + F) * P * itemsize bytes per sample
 (+ F*K per sample for dW in the stacked path); the batch is processed in chunks so that stays
@@ -71,8 +75,11 @@ def col2im(cols, x_shape, kernel, stride, padding):
 STACKED_MAX_FILTERS = 16
 # Samples per chunk are also chosen so a chunk's scratch stays cache-sized: the columns im2col
 # writes are then still in cache when the GEMM reads them (and dcols when col2im does).
-# Stacked path: per-sample GEMMs, L2-sized chunks.
-STACKED_CHUNK_BYTES = 1 << 20
+# Stacked path: per-sample GEMMs. Each chunk pays fixed costs (OpenMP regions, Python, the
+# bias pass), so chunks are not cut to L2 size: on LeNet's conv 1->6 5x5 (2-core EPYC)
+# fwd+bwd took 2.6 ms at batch 64 with 1 MiB chunks (10 samples), 1.8 ms with 2 MiB and
+# ~1.25 ms from 8 MiB up (the whole batch); batch 256: 10.4 / 7.2 / 4.9 ms.
+STACKED_CHUNK_BYTES = 8 << 20
 # Wide path: one GEMM per chunk; a few MiB keep the GEMM efficient and the columns in L3.
 # Measured on conv 32->64 3x3, 128x32x26x26 (2-core EPYC, 32 MiB L3): fwd / bwd 28.5 / 61.8 ms
 # with 64 MiB chunks, 21.2 / 45.1 ms with 8 MiB, flat from 6 to 12 MiB, slower again at 2 MiB.
@@ -81,14 +88,22 @@ WIDE_CHUNK_BYTES = 8 << 20
 
 def _plan(N, F, K, P, itemsize):
     """(stacked?, samples per chunk) for this convolution."""
-    per_sample = (K + F) * P * itemsize
-    step = workspace.chunk_size(N, per_sample)
     stacked = F < STACKED_MAX_FILTERS
+    # stacked: cols (K, P) + dW part (F, K) + the ReLU-masked dy (F, P); wide: cols + out / dyT
+    per_sample = ((K + F) * P + (F * K if stacked else 0)) * itemsize
+    step = workspace.chunk_size(N, per_sample)
     cache_bytes = STACKED_CHUNK_BYTES if stacked else WIDE_CHUNK_BYTES
     return stacked, min(step, max(1, cache_bytes // per_sample))
 
 
-def conv2d_forward(x, w, b, stride, padding):
+def _relu(act) -> bool:
+    if act not in (None, "relu"):
+        raise ValueError(f"conv2d: act must be None or 'relu', got {act!r}")
+    return act == "relu"
+
+
+def conv2d_forward(x, w, b, stride, padding, act=None):
+    relu = _relu(act)
     x = _float(x)
     dt = x.dtype
     w = _float(w, dt)
@@ -105,20 +120,21 @@ def conv2d_forward(x, w, b, stride, padding):
         m = min(step, N - n0)
         xs, ys = x[n0:n0 + m], y3[n0:n0 + m]
         if stacked or m == 1:
-            # per-sample GEMMs write NCHW directly; the bias is added while y is in cache
+            # per-sample GEMMs write NCHW directly; bias (and ReLU) added while y is in cache
             (cols,) = workspace.take(dt, (m * K, P))
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size), True)
             np.matmul(w2, cols.reshape(m, K, P), out=ys)
-            ys += b[:, None]
+            _ext.nfp_bias_(ys, b, _threads(ys.size), relu)
         else:
             cols, out = workspace.take(dt, (K, m * P), (F, m * P))
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
             np.matmul(w2, cols, out=out)
-            _ext.fnp_to_nfp_bias(out, b, ys, _threads(out.size))
+            _ext.fnp_to_nfp_bias(out, b, ys, _threads(out.size), relu)
     return y
 
 
-def conv2d_backward(dy, x, w, stride, padding):
+def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
+    relu = _relu(act)
     x = _float(x)
     dt = x.dtype
     w = _float(w, dt)
@@ -129,6 +145,10 @@ def conv2d_backward(dy, x, w, stride, padding):
     K, P = C * kh * kw, oh * ow
     if dy.shape != (N, F, oh, ow):
         raise ValueError(f"conv2d_backward: dy must have shape {(N, F, oh, ow)}, got {dy.shape}")
+    if relu:
+        if y is None or np.shape(y) != dy.shape:
+            raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
+        y3 = _float(y, dt).reshape(N, F, P)
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)
     dx = np.empty_like(x)
@@ -140,7 +160,12 @@ def conv2d_backward(dy, x, w, stride, padding):
         m = min(step, N - n0)
         xs, dys, dxs = x[n0:n0 + m], dy3[n0:n0 + m], dx[n0:n0 + m]
         if stacked:
-            cols, dwp = workspace.take(dt, (m * K, P), (m, F, K))
+            if relu:  # ReLU's input gradient, sample-major like dy
+                cols, dwp, dz = workspace.take(dt, (m * K, P), (m, F, K), (m * F, P))
+                _ext.nfp_to_fnp_relu(dys, y3[n0:n0 + m], dz, _threads(dz.size))
+                dys = dz.reshape(m, F, P)
+            else:
+                cols, dwp = workspace.take(dt, (m * K, P), (m, F, K))
             cols3 = cols.reshape(m, K, P)
             nt = _threads(cols.size)
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt, True)
@@ -150,12 +175,15 @@ def conv2d_backward(dy, x, w, stride, padding):
             np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
             _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt, True)
             continue
-        if m == 1:
+        if m == 1 and not relu:
             (cols,) = workspace.take(dt, (K, P))
             dyt = dys[0]
         else:
             cols, dyt = workspace.take(dt, (K, m * P), (F, m * P))
-            _ext.nfp_to_fnp(dys, dyt, _threads(dyt.size))
+            if relu:  # the ReLU mask is applied in the same pass that transposes dy
+                _ext.nfp_to_fnp_relu(dys, y3[n0:n0 + m], dyt, _threads(dyt.size))
+            else:
+                _ext.nfp_to_fnp(dys, dyt, _threads(dyt.size))
         nt = _threads(cols.size)
         _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt)
         np.matmul(dyt, cols.T, out=dw_part)

@@ -60,7 +60,13 @@ def col2im(cols, x_shape, kernel, stride, padding):
     return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
 
 
-def conv2d_forward(x, w, b, stride, padding):
+def _check_act(act):
+    if act not in (None, "relu"):
+        raise ValueError(f"conv2d: act must be None or 'relu', got {act!r}")
+
+
+def conv2d_forward(x, w, b, stride, padding, act=None):
+    _check_act(act)
     n = x.shape[0]
     f, _, kh, kw = w.shape
     cols = im2col(x, (kh, kw), stride, padding)
@@ -68,10 +74,17 @@ def conv2d_forward(x, w, b, stride, padding):
     ow = out_size(x.shape[3], kw, stride[1], padding[1])
     y = w.reshape(f, -1) @ cols                       # (F, N*OH*OW)
     y = y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3) + b.reshape(1, f, 1, 1)
+    if act == "relu":
+        y = np.maximum(y, 0)
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
-def conv2d_backward(dy, x, w, stride, padding):
+def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
+    _check_act(act)
+    if act == "relu":
+        if y is None or y.shape != dy.shape:
+            raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
+        dy = dy * (y > 0)                              # as relu_backward: gradient at 0 is 0
     f, _, kh, kw = w.shape
     # The columns are recomputed instead of cached: they are KH*KW times bigger than x.
     cols = im2col(x, (kh, kw), stride, padding)
