@@ -54,6 +54,13 @@ def test_conv2d_matches_reference(geo, f, dtype, seed):
     dy = rng.standard_normal(yr.shape).astype(dtype)
     for gf, gr in zip(*both("conv2d_backward", dy, x, wt, s, p)):
         close(gf, gr, dtype)
+    # need_dx=False (a model's first layer in training): no dx, the same dw and db
+    full = kernel("conv2d_backward", "numpy")(dy, x, wt, s, p)
+    for backend in ("fast", "numpy"):
+        dx, dw, db = kernel("conv2d_backward", backend)(dy, x, wt, s, p, need_dx=False)
+        assert dx is None
+        close(dw, full[1], dtype)
+        close(db, full[2], dtype)
 
 
 @SETTINGS
@@ -234,6 +241,10 @@ def test_conv2d_relu_matches_reference_and_unfused(geo, f, dtype, seed):
     for a, r, u in zip(gf, gr, unfused):
         close(a, r, dtype)
         close(a, u, dtype)
+    no_dx = kernel("conv2d_backward", "fast")(dy, x, wt, s, p, "relu", yf, need_dx=False)
+    assert no_dx[0] is None
+    close(no_dx[1], gr[1], dtype)
+    close(no_dx[2], gr[2], dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

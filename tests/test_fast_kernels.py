@@ -74,6 +74,12 @@ def test_dense(n, i, o, dtype, seed):
     x, w, b, dy = randn(rng, (n, i), dtype), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
     close_all(run("dense_forward", x, w, b), dtype)
     close_all(run("dense_backward", dy, x, w), dtype)
+    full = kernel("dense_backward", "numpy")(dy, x, w)
+    for backend in ("fast", "numpy"):  # need_dx=False: no dx, the same dw and db
+        dx, dw, db = kernel("dense_backward", backend)(dy, x, w, need_dx=False)
+        assert dx is None
+        close(dw, full[1], dtype)
+        close(db, full[2], dtype)
 
 
 @SETTINGS
@@ -86,6 +92,7 @@ def test_dense_act(n, i, o, act, dtype, seed):
     close(zf, zr, dtype)
     # Backward from the reference's saved arrays, so only the backward kernel is compared.
     close_all(run("dense_act_backward", dy, x, w, yr, zr, act, 0.1), dtype)
+    close_all(run("dense_act_backward", dy, x, w, yr, zr, act, 0.1, False), dtype)  # need_dx=False: dx None
 
 
 # --- activations ---

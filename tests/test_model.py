@@ -57,6 +57,40 @@ def test_forward_backward_chain_matches_layers(rng):
     assert m[0].grads["weight"].any()
 
 
+class _NoBackward(L.Flatten):
+    """A Flatten whose backward must not run (the input gradient is not wanted)."""
+
+    def backward(self, dout):
+        raise AssertionError("backward of a layer before the first parametrised one was called")
+
+
+@pytest.mark.parametrize("backend", ["fast", "numpy"])
+@pytest.mark.parametrize("first", ["dense", "conv"])
+def test_backward_without_input_grad_gives_the_same_grads(backend, first, rng):
+    """Training skips the input gradient: layers before the first one with parameters do not run,
+    and that one skips its dx GEMM; every parameter gradient is unchanged."""
+    with fn.use_backend(backend):
+        def build(head=L.Flatten):
+            fn.seed(3)
+            if first == "dense":
+                return fn.Sequential([head(), L.Dense(12, 7, dtype=np.float64), L.ReLU(),
+                                      L.Dense(7, 3, dtype=np.float64)])
+            return fn.Sequential([L.Conv2D(1, 4, (3, 2), stride=(2, 1), padding=1, dtype=np.float64), L.ReLU(),
+                                  L.Flatten(), L.Dense(4 * 2 * 5, 3, dtype=np.float64)])
+
+        x = rng.standard_normal((5, 12) if first == "dense" else (5, 1, 4, 4))
+        dout = rng.standard_normal((5, 3))
+        skip, full = build(_NoBackward).fuse(), build().fuse()
+        skip.forward(x, training=True)
+        full.forward(x, training=True)
+        assert skip.backward(dout, input_grad=False) is None
+        assert full.backward(dout).shape == x.shape
+        for i, (a, b) in enumerate(zip(skip.layers, full.layers)):
+            assert a.grads.keys() == b.grads.keys()
+            for k in a.grads:
+                np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-12, err_msg=f"{i}.{k}")
+
+
 def test_named_parameters_parameters_state_dict():
     m = fn.Sequential([L.Dense(4, 3), L.ReLU(), L.Dense(3, 2, bias=False)])
     names = [k for k, _ in m.named_parameters()]

@@ -147,7 +147,7 @@ def _step(model, xb, yb):
             raise
         loss = math.nan  # the model's output diverged (losses reject non-finite predictions)
     if math.isfinite(loss):
-        model.backward(model.loss.backward())
+        model.backward(model.loss.backward(), input_grad=False)  # the data needs no gradient
         model.optimizer.step(_slots(model))
     return loss, pred
 

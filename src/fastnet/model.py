@@ -89,11 +89,25 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout):
-        """Back-propagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's grads."""
-        for layer in reversed(self._plan()):
-            dout = layer.backward(dout)
-        return dout
+    def backward(self, dout, input_grad: bool = True):
+        """Back-propagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's grads
+        and returns the gradient w.r.t. the model's input.
+
+        ``input_grad=False`` (what ``fit`` and ``train_on_batch`` use) returns None and skips the work
+        only that gradient needs: the layers before the first one with parameters, and that layer's
+        own input gradient when it can skip it (``Dense`` and ``Conv2D``: one GEMM of three).
+        """
+        plan = self._plan()
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(plan) if layer.params), len(plan))
+        for i in range(len(plan) - 1, first - 1, -1):
+            layer = plan[i]
+            if i == first and not input_grad and getattr(layer, "can_skip_input_grad", False):
+                layer.backward(dout, input_grad=False)
+            else:
+                dout = layer.backward(dout)
+        return dout if input_grad else None
 
     # ---- Dense / Conv2D + activation fusion ------------------------------------------------------
     def _plan(self) -> list:

@@ -46,6 +46,9 @@ class Conv2D(Layer):
     # Activations the conv kernels can apply themselves (``act`` in docs/KERNELS.md, conv.py).
     fusable_activations = ("relu",)
 
+    # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
+    can_skip_input_grad = True
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, init: str = "he", dtype=np.float32, name: str | None = None):
         super().__init__(name)
@@ -112,16 +115,19 @@ class Conv2D(Layer):
             self._x, self._y = x, (None if self._fused is None else y)
         return y
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
+        """Fill ``grads`` and return the gradient w.r.t. the input; with ``input_grad=False``
+        (a model's first layer in training) skip that half of the work and return None."""
         self._require_forward(self._x)
         n = self._x.shape[0]
         dout = self._check_grad(dout, (n, self.out_channels, *self._out_hw(self._x.shape)))
         if self._fused is None:
-            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding)
+            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding,
+                                             need_dx=input_grad)
         else:
             self._require_forward(self._y)
             dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding,
-                                             act=self._fused, y=self._y)
+                                             act=self._fused, y=self._y, need_dx=input_grad)
         self.grads["weight"][...] = dw
         if self.use_bias:
             self.grads["bias"][...] = db

@@ -26,6 +26,9 @@ class Dense(Layer):
     tells which one is active.
     """
 
+    # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
+    can_skip_input_grad = True
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
                  activation: str | None = None, alpha: float = 0.01, dtype=np.float32, name: str | None = None):
         super().__init__(name)
@@ -87,14 +90,17 @@ class Dense(Layer):
             self._x, self._y, self._z = x, (None if act is None else y), z
         return y
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
+        """Fill ``grads`` and return the gradient w.r.t. the input; with ``input_grad=False``
+        (a model's first layer in training) skip that GEMM and return None."""
         self._require_forward(self._x)
         dout = self._check_grad(dout, (self._x.shape[0], self.out_features)).astype(self.dtype, copy=False)
         act, alpha = self._act()
         if act is None:
-            dx, dw, db = ops.dense_backward(dout, self._x, self.params["weight"])
+            dx, dw, db = ops.dense_backward(dout, self._x, self.params["weight"], need_dx=input_grad)
         else:
-            dx, dw, db = ops.dense_act_backward(dout, self._x, self.params["weight"], self._y, self._z, act, alpha)
+            dx, dw, db = ops.dense_act_backward(dout, self._x, self.params["weight"], self._y, self._z, act, alpha,
+                                                need_dx=input_grad)
         self.grads["weight"][...] = dw
         if self.use_bias:
             self.grads["bias"][...] = db

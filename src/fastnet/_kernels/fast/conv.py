@@ -133,7 +133,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     return y
 
 
-def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
+def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     relu = _relu(act)
     x = _float(x)
     dt = x.dtype
@@ -151,14 +151,15 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
         y3 = _float(y, dt).reshape(N, F, P)
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)
-    dx = np.empty_like(x)
+    # need_dx=False (a model's first layer in training): no dcols GEMM and no col2im
+    dx = np.empty_like(x) if need_dx else None
     dw = np.zeros((F, K), dtype=dt)
     db = np.zeros(F, dtype=dt)
     stacked, step = _plan(N, F, K, P, dt.itemsize)
     dw_part = None if stacked else np.empty((F, K), dtype=dt)
     for n0 in range(0, N, step):
         m = min(step, N - n0)
-        xs, dys, dxs = x[n0:n0 + m], dy3[n0:n0 + m], dx[n0:n0 + m]
+        xs, dys = x[n0:n0 + m], dy3[n0:n0 + m]
         if stacked:
             if relu:  # ReLU's input gradient, sample-major like dy
                 cols, dwp, dz = workspace.take(dt, (m * K, P), (m, F, K), (m * F, P))
@@ -172,8 +173,9 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
             np.matmul(dys, cols3.transpose(0, 2, 1), out=dwp)
             dw += dwp.sum(axis=0)
             db += dys.sum(axis=(0, 2))
-            np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
-            _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt, True)
+            if need_dx:
+                np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
+                _ext.col2im_into(cols, dx[n0:n0 + m], kh, kw, sh, sw, ph, pw, nt, True)
             continue
         if m == 1 and not relu:
             (cols,) = workspace.take(dt, (K, P))
@@ -189,6 +191,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
         np.matmul(dyt, cols.T, out=dw_part)
         dw += dw_part
         db += dyt.sum(axis=1)
-        np.matmul(w2.T, dyt, out=cols)  # dcols overwrites cols: forward's memory bound holds
-        _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt)
+        if need_dx:
+            np.matmul(w2.T, dyt, out=cols)  # dcols overwrites cols: forward's memory bound holds
+            _ext.col2im_into(cols, dx[n0:n0 + m], kh, kw, sh, sw, ph, pw, nt)
     return dx, dw.reshape(w.shape), db

@@ -157,7 +157,7 @@ def _forward(x, w, b, code, alpha, act_on):
     return y, z
 
 
-def _backward(dy, x, w, y, z, code, alpha, act_on):
+def _backward(dy, x, w, y, z, code, alpha, act_on, need_dx):
     dt = np.result_type(dy, x, w)
     dy = np.ascontiguousarray(dy, dtype=dt)
     x = np.asarray(x, dtype=dt)
@@ -180,8 +180,10 @@ def _backward(dy, x, w, y, z, code, alpha, act_on):
         _dz_db_parallel(dy, yy, zz, dz, db, code, a, act_on, cols)
     else:
         _dz_db_serial(dy, yy, zz, dz, db, code, a, act_on)
-    dx = np.empty((n, w.shape[0]), dtype=dt)
-    np.matmul(dz, w.T, out=dx)
+    dx = None
+    if need_dx:  # a model's first layer skips it in training: one GEMM of three
+        dx = np.empty((n, w.shape[0]), dtype=dt)
+        np.matmul(dz, w.T, out=dx)
     dw = np.empty(w.shape, dtype=dt)
     np.matmul(x.T, dz, out=dw)
     return dx, dw, db
@@ -191,8 +193,8 @@ def dense_forward(x, w, b):
     return _forward(x, w, b, 0, 0.0, False)[0]
 
 
-def dense_backward(dy, x, w):
-    return _backward(dy, x, w, None, None, 0, 0.0, False)
+def dense_backward(dy, x, w, need_dx=True):
+    return _backward(dy, x, w, None, None, 0, 0.0, False, need_dx)
 
 
 def dense_act_forward(x, w, b, act, alpha):
@@ -202,5 +204,5 @@ def dense_act_forward(x, w, b, act, alpha):
     return y, (z if code == GELU else None)
 
 
-def dense_act_backward(dy, x, w, y, z, act, alpha):
-    return _backward(dy, x, w, y, z, act_code(act), alpha, True)
+def dense_act_backward(dy, x, w, y, z, act, alpha, need_dx=True):
+    return _backward(dy, x, w, y, z, act_code(act), alpha, True, need_dx)

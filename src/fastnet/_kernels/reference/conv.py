@@ -79,7 +79,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
-def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
+def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     _check_act(act)
     if act == "relu":
         if y is None or y.shape != dy.shape:
@@ -91,5 +91,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None):
     dy2 = dy.transpose(1, 0, 2, 3).reshape(f, -1)     # (F, N*OH*OW), columns (n, oh, ow)
     dw = (dy2 @ cols.T).reshape(w.shape)
     db = dy.sum(axis=(0, 2, 3))
+    if not need_dx:  # a model's first layer in training: no input gradient needed
+        return None, dw.astype(w.dtype, copy=False), db.astype(w.dtype, copy=False)
     dx = col2im(w.reshape(f, -1).T @ dy2, x.shape, (kh, kw), stride, padding)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(w.dtype, copy=False)

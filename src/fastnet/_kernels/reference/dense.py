@@ -10,8 +10,8 @@ def dense_forward(x, w, b):
     return x @ w + b
 
 
-def dense_backward(dy, x, w):
-    dx = dy @ w.T
+def dense_backward(dy, x, w, need_dx=True):
+    dx = dy @ w.T if need_dx else None  # need_dx=False: a model's first layer in training
     dw = x.T @ dy
     db = dy.sum(axis=0)
     return dx, dw, db
@@ -25,6 +25,6 @@ def dense_act_forward(x, w, b, act, alpha):
     return y, (z if act == "gelu" else None)
 
 
-def dense_act_backward(dy, x, w, y, z, act, alpha):
+def dense_act_backward(dy, x, w, y, z, act, alpha, need_dx=True):
     dz = act_backward_from_output(dy, y, z, act, alpha)
-    return dense_backward(dz, x, w)
+    return dense_backward(dz, x, w, need_dx)
