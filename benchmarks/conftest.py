@@ -25,6 +25,10 @@ if SRC.is_dir() and str(SRC) not in sys.path:
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+# fastnet before NumPy, so the thread-pool defaults of fastnet/_thread_env.py take effect in the
+# benchmark processes as they do for users (NumPy's reference runs in the same process and gets them too).
+import fastnet  # noqa: E402,F401
+
 
 def pytest_addoption(parser):
     g = parser.getgroup("fastnet benchmarks")

@@ -52,6 +52,7 @@ def machine_info() -> dict:
         "fastnet": getattr(fastnet, "__version__", None),
         "blas": "; ".join(blas) or "unknown",
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)"),
         "FASTNET_NUM_THREADS": os.environ.get("FASTNET_NUM_THREADS", "(unset)"),
         "flush_denormals": (fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled")
                             else None),

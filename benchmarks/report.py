@@ -190,7 +190,8 @@ def machine_lines(info: dict) -> list[str]:
     return [f"Machine: {fi['cpu']}, {fi['logical_cpus']} logical CPUs ({fi['affinity_cpus']} in the affinity mask), "
             f"{fi['fastnet_threads']} threads for fastnet and PyTorch; Python {fi['python']}, NumPy {fi['numpy']}, "
             f"Numba {fi['numba']}, PyTorch {fi['torch'] or 'not installed'}; BLAS: {fi['blas']}; "
-            f"OPENBLAS_CORETYPE={fi['OPENBLAS_CORETYPE']}; fastnet flush-to-zero "
+            f"OPENBLAS_CORETYPE={fi['OPENBLAS_CORETYPE']}; "
+            f"OPENBLAS_THREAD_TIMEOUT={fi.get('OPENBLAS_THREAD_TIMEOUT', '(unknown)')}; fastnet flush-to-zero "
             f"{ {True: 'on', False: 'off'}.get(fi.get('flush_denormals'), 'unknown')} (PyTorch: its default, off)."]
 
 

@@ -138,3 +138,31 @@ def test_flush_denormals_switch_validation_and_env():
     res = run_python("import fastnet; print(fastnet.flush_denormals_enabled())", FASTNET_FLUSH_DENORMALS="0")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+_ENV_PROBE = """
+import os, sys
+seen = {}
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" and "numpy" not in seen:
+            seen["numpy"] = (os.environ.get("OPENBLAS_THREAD_TIMEOUT"), os.environ.get("OMP_WAIT_POLICY"))
+        return None
+sys.meta_path.insert(0, Spy())
+import fastnet
+print(*seen["numpy"])
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [({}, "4 PASSIVE"),
+                                              ({"OPENBLAS_THREAD_TIMEOUT": "9", "OMP_WAIT_POLICY": "ACTIVE"},
+                                               "9 ACTIVE")])
+def test_thread_pool_variables_are_set_before_numpy_loads(preset, expected):
+    """OpenBLAS and libgomp read their variables once, when loaded: fastnet sets its defaults
+    before it imports NumPy, and keeps any value the user set."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
+    env.update(preset)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", _ENV_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == expected.split()

@@ -2,22 +2,20 @@
 
 Public API only; see README.md.
 """
-from ._kernels.registry import get_backend, set_backend, use_backend  # noqa: F401
-from .random import seed  # noqa: F401
-from .threads import get_num_threads, set_num_threads  # noqa: F401
-from . import layers  # noqa: F401
+from . import _thread_env  # noqa: F401  (first: thread-pool variables are read when NumPy loads)
 
-__version__ = "0.1.0"
-# Helpers append imports below as their modules land.
-from . import gradcheck  # noqa: F401
-from . import data, datasets, transforms  # noqa: F401
-from .data import DataLoader  # noqa: F401
-from .plotting import plot_history  # noqa: F401
-from . import losses, metrics, optim  # noqa: F401
-from . import callbacks, utils  # noqa: F401
-from .model import Sequential  # noqa: F401
-from .serialization import load  # noqa: F401
-from .utils import minmax_scale, standardize, to_categorical, train_val_split  # noqa: F401
-from ._training import NonFiniteLossError  # noqa: F401
+from ._kernels.registry import get_backend, set_backend, use_backend  # noqa: F401
 from ._kernels.warmup import warmup  # noqa: F401
 from ._kernels.fpenv import flush_denormals_enabled, set_flush_denormals  # noqa: F401  (applies the FTZ default)
+from .random import seed  # noqa: F401
+from .threads import get_num_threads, set_num_threads  # noqa: F401
+
+from . import callbacks, data, datasets, gradcheck, layers, losses, metrics, optim, transforms, utils  # noqa: F401
+from ._training import NonFiniteLossError  # noqa: F401
+from .data import DataLoader  # noqa: F401
+from .model import Sequential  # noqa: F401
+from .plotting import plot_history  # noqa: F401
+from .serialization import load  # noqa: F401
+from .utils import minmax_scale, standardize, to_categorical, train_val_split  # noqa: F401
+
+__version__ = "0.1.0"

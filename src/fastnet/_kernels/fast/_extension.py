@@ -7,14 +7,6 @@ how to choose the slow path on purpose.
 from __future__ import annotations
 
 import importlib
-import os
-
-# libgomp reads this once, when it is loaded (by the first extension import below, or by
-# Numba's "omp" threading layer, whichever comes first). Idle OpenMP threads then sleep
-# instead of spinning: with OpenBLAS's own pool on the same cores, spinning workers were
-# measured to slow the GEMM between two OpenMP regions by 5-10x on 2 cores. A value the
-# user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EXTENSIONS = ("_im2col", "_pool", "_fpenv")
 
