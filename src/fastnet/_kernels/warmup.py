@@ -33,8 +33,8 @@ def _dense_calls(r, rows):
     return calls
 
 
-def _calls(dt, n, dense_n):
-    """(kernel name, args) for every fast kernel at about ``n`` elements (dense: ``dense_n``)."""
+def _calls(dt, n):
+    """(kernel name, args) for every fast kernel at about ``n`` elements."""
     rng = np.random.default_rng(0)
 
     def r(*shape):
@@ -43,7 +43,7 @@ def _calls(dt, n, dense_n):
     rows = max(1, n // 16)
     y = r(rows, 16)
     flat = r(n)
-    calls = _dense_calls(r, max(1, dense_n // 16))
+    calls = _dense_calls(r, max(1, n // 16))
     for act in _ACTS:
         calls.append(("act_forward", (flat, act, 0.1)))
         calls.append(("act_backward_from_output", (flat, flat, flat if act == "gelu" else None, act, 0.1)))
@@ -104,11 +104,12 @@ def _calls(dt, n, dense_n):
 
 
 def warmup_calls(dtype):
-    """Every (kernel name, args) pair :func:`warmup` runs for one dtype (small and parallel sizes)."""
-    from .fast.dense import PASS_PARALLEL_MIN  # dense passes go parallel later than the rest
+    """Every (kernel name, args) pair :func:`warmup` runs for one dtype (small and parallel sizes).
 
+    From ``PARALLEL_MIN_ELEMENTS`` up, each kernel compiles its parallel variant even when it
+    runs the serial one (``fastnet._kernels.parallel.run``), so the second set covers both."""
     dt = np.dtype(dtype)
-    return _calls(dt, 64, 64) + _calls(dt, PARALLEL_MIN_ELEMENTS, PASS_PARALLEL_MIN)
+    return _calls(dt, 64) + _calls(dt, PARALLEL_MIN_ELEMENTS)
 
 
 def warmup(dtypes=("float32",)) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
-from ..parallel import use_parallel
+from .. import parallel
 from .activations import BLOCK, CHUNK, GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
@@ -150,10 +150,7 @@ def _forward(x, w, b, code, alpha, act_on):
     # GELU): same memory traffic as in place, and in-place loops would not vectorise.
     y = np.empty_like(z) if act_on else z
     a = float(alpha)
-    if use_parallel(z.size, PASS_PARALLEL_MIN):
-        _bias_act_parallel(z, y, b, code, a, act_on)
-    else:
-        _bias_act_serial(z, y, b, code, a, act_on)
+    parallel.run(z.size, PASS_PARALLEL_MIN, _bias_act_serial, _bias_act_parallel, (z, y, b, code, a, act_on))
     return y, z
 
 
@@ -175,11 +172,9 @@ def _backward(dy, x, w, y, z, code, alpha, act_on, need_dx):
         dz = dy
         yy = zz = dy  # unused placeholders with the right type
     a = float(alpha)
-    if use_parallel(dy.size, PASS_PARALLEL_MIN):
-        cols = max(16, -(-o // (4 * numba.get_num_threads())))
-        _dz_db_parallel(dy, yy, zz, dz, db, code, a, act_on, cols)
-    else:
-        _dz_db_serial(dy, yy, zz, dz, db, code, a, act_on)
+    args = (dy, yy, zz, dz, db, code, a, act_on)
+    cols = max(16, -(-o // (4 * numba.get_num_threads())))  # column blocks: no two threads share a db entry
+    parallel.run(dy.size, PASS_PARALLEL_MIN, _dz_db_serial, _dz_db_parallel, args, args + (cols,))
     dx = None
     if need_dx:  # a model's first layer skips it in training: one GEMM of three
         dx = np.empty((n, w.shape[0]), dtype=dt)
