@@ -4,6 +4,7 @@
 ``python setup.py build_ext --inplace`` (the .so lands next to the .pyx under src/).
 Metadata lives in pyproject.toml; this file only declares the extensions.
 """
+
 import os
 import sys
 

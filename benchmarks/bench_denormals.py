@@ -11,6 +11,7 @@ ratios, and the share of subnormal numbers in the optimizer state and weights at
 It takes a while (``--fn-denormal-steps``, default 1500, per variant): deselect it with ``-m "not denormals"``.
 Each variant is one timed round (the whole run); the interesting numbers are in ``extra_info``.
 """
+
 from __future__ import annotations
 
 import time
@@ -61,15 +62,21 @@ def _timed_run(step, feeder, n_steps):
 def _record(benchmark, times):
     late = slice(max(len(times) - 200, EARLY.stop), len(times))
     early, late = times[EARLY], times[late]
-    ms = {"early_ms": np.median(early), "late_ms": np.median(late),
-          # a busy shared machine only ever adds time, so the fast tail shows the step's own cost best
-          "early_p10_ms": np.percentile(early, 10), "late_p10_ms": np.percentile(late, 10)}
+    ms = {
+        "early_ms": np.median(early),
+        "late_ms": np.median(late),
+        # a busy shared machine only ever adds time, so the fast tail shows the step's own cost best
+        "early_p10_ms": np.percentile(early, 10),
+        "late_p10_ms": np.percentile(late, 10),
+    }
     benchmark.extra_info.update({k: round(float(v) * 1e3, 3) for k, v in ms.items()})
     benchmark.extra_info.update(
-        steps=len(times), late_over_early=round(float(ms["late_ms"] / ms["early_ms"]), 2),
+        steps=len(times),
+        late_over_early=round(float(ms["late_ms"] / ms["early_ms"]), 2),
         late_over_early_p10=round(float(ms["late_p10_ms"] / ms["early_p10_ms"]), 2),
         # median step time per block of 100 steps, to see where a slowdown starts
-        ms_per_100_steps=[round(float(np.median(times[i:i + 100])) * 1e3, 3) for i in range(0, len(times), 100)])
+        ms_per_100_steps=[round(float(np.median(times[i : i + 100])) * 1e3, 3) for i in range(0, len(times), 100)],
+    )
 
 
 @pytest.fixture
@@ -80,8 +87,11 @@ def n_steps(request):
     return n
 
 
-@pytest.mark.parametrize("backend,flush", [("fast", True), ("fast", False), ("numpy", False)],
-                         ids=["fast-flush_on", "fast-flush_off", "numpy-flush_off"])
+@pytest.mark.parametrize(
+    "backend,flush",
+    [("fast", True), ("fast", False), ("numpy", False)],
+    ids=["fast-flush_on", "fast-flush_off", "numpy-flush_off"],
+)
 def test_denormals_fastnet(benchmark, backend, flush, n_steps, threads):
     import fastnet
 
@@ -92,16 +102,19 @@ def test_denormals_fastnet(benchmark, backend, flush, n_steps, threads):
     ds = dataset_for("M1")
     feeder = Batches(ds.x, ds.y, 128)
     benchmark.group = "denormals M1 long run"
-    benchmark.extra_info.update(variant=f"{backend}-flush_{'on' if flush else 'off'}", threads=threads,
-                                data=ds.source)
+    benchmark.extra_info.update(variant=f"{backend}-flush_{'on' if flush else 'off'}", threads=threads, data=ds.source)
     previous = fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled") else None
     set_flush(flush)
     try:
         with fastnet.use_backend(backend):
             net, _ = fastnet_model("M1")
             out = {}
-            benchmark.pedantic(lambda: out.setdefault("t", _timed_run(net.train_on_batch, feeder, n_steps)),
-                               rounds=1, warmup_rounds=0, iterations=1)
+            benchmark.pedantic(
+                lambda: out.setdefault("t", _timed_run(net.train_on_batch, feeder, n_steps)),
+                rounds=1,
+                warmup_rounds=0,
+                iterations=1,
+            )
     finally:
         if previous is not None:
             set_flush(previous)
@@ -119,18 +132,19 @@ def test_denormals_torch(benchmark, flush, n_steps, torch_mod):
     net, loss_fn, opt, _ = torch_model("M1")
     feeder = torch_batches(ds, 128, onehot=False)
     benchmark.group = "denormals M1 long run"
-    benchmark.extra_info.update(variant=f"torch-flush_{'on' if flush else 'off'}",
-                                threads=torch.get_num_threads(), data=ds.source)
+    benchmark.extra_info.update(
+        variant=f"torch-flush_{'on' if flush else 'off'}", threads=torch.get_num_threads(), data=ds.source
+    )
     torch.set_flush_denormal(flush)
     try:
         out = {}
         step = torch_step(net, loss_fn, opt)
-        benchmark.pedantic(lambda: out.setdefault("t", _timed_run(step, feeder, n_steps)),
-                           rounds=1, warmup_rounds=0, iterations=1)
+        benchmark.pedantic(
+            lambda: out.setdefault("t", _timed_run(step, feeder, n_steps)), rounds=1, warmup_rounds=0, iterations=1
+        )
     finally:
         torch.set_flush_denormal(False)
     _record(benchmark, out["t"])
     state = [v.numpy() for s in opt.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0]
     benchmark.extra_info["subnormal_share_optimizer_state"] = _subnormal_share(state)
-    benchmark.extra_info["subnormal_share_weights"] = _subnormal_share(
-        [p.detach().numpy() for p in net.parameters()])
+    benchmark.extra_info["subnormal_share_weights"] = _subnormal_share([p.detach().numpy() for p in net.parameters()])

@@ -4,6 +4,7 @@ Both implementations come from ``fastnet._kernels.registry.kernel(name, backend)
 compiled yet (the registry falls back to the reference) is skipped with that reason rather than timed twice.
 ``extra_info`` holds GFLOP/s for the GEMM-bound kernels and GB/s of input for the memory-bound ones.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,13 +42,16 @@ def dense_case(act=None):
             def run():
                 fwd(x, w, b)
                 return bwd(dy, x, w)
+
         return run, {"gflop": 3 * 2.0 * 128 * 784 * 512 / 1e9}
+
     return names, build
 
 
 def conv_case(n, c, f, h, kh, pad, which):
-    names = {"fwd": ["conv2d_forward"], "bwd": ["conv2d_backward"],
-             "fwd+bwd": ["conv2d_forward", "conv2d_backward"]}[which]
+    names = {"fwd": ["conv2d_forward"], "bwd": ["conv2d_backward"], "fwd+bwd": ["conv2d_forward", "conv2d_backward"]}[
+        which
+    ]
 
     def build(k, rng):
         x = _rand(rng, n, c, h, h)
@@ -57,10 +61,14 @@ def conv_case(n, c, f, h, kh, pad, which):
         dy = _rand(rng, n, f, oh, oh)
         fwd, bwd = k("conv2d_forward"), k("conv2d_backward")
         s, p = (1, 1), (pad, pad)
-        runs = {"fwd": lambda: fwd(x, w, b, s, p), "bwd": lambda: bwd(dy, x, w, s, p),
-                "fwd+bwd": lambda: (fwd(x, w, b, s, p), bwd(dy, x, w, s, p))}
+        runs = {
+            "fwd": lambda: fwd(x, w, b, s, p),
+            "bwd": lambda: bwd(dy, x, w, s, p),
+            "fwd+bwd": lambda: (fwd(x, w, b, s, p), bwd(dy, x, w, s, p)),
+        }
         gemms = {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[which]
         return runs[which], {"gflop": gemms * _conv_flops(n, c, f, kh, kh, oh, oh) / 1e9}
+
     return names, build
 
 
@@ -73,7 +81,9 @@ def pool_case(n, c, h):
         def run():
             _, argmax = fwd(x, (2, 2), (2, 2), (0, 0))
             return bwd(dy, argmax, x.shape)
+
         return run, {"gbyte_in": x.nbytes / 1e9}
+
     return ["maxpool2d_forward", "maxpool2d_backward"], build
 
 
@@ -83,6 +93,7 @@ def softmax_ce_case(n, classes):
         target = rng.integers(0, classes, n).astype(np.int64)
         fn = k("softmax_cross_entropy")
         return (lambda: fn(logits, target, 0.0)), {"gbyte_in": logits.nbytes / 1e9}
+
     return ["softmax_cross_entropy"], build
 
 
@@ -92,6 +103,7 @@ def adam_case(size):
         m, v = np.zeros_like(p), np.zeros_like(p)
         fn = k("adam_update_")
         return (lambda: fn(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7, 10, 0.0, False)), {"gbyte_in": 4 * p.nbytes / 1e9}
+
     return ["adam_update_"], build
 
 

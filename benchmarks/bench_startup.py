@@ -6,6 +6,7 @@ The Cython extension is built once by ``setup.py`` (install time) and is not par
 The benchmark's own time includes starting Python; ``extra_info`` has the in-process split
 (import, build, first step, second step, total = import through the first step).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,7 @@ def _env(cache_dir: str) -> dict:
 def _run(model: str, cache_dir: str, threads: int) -> dict:
     env = _env(cache_dir)
     env["FASTNET_NUM_THREADS"] = str(threads)
-    proc = subprocess.run([sys.executable, str(SCRIPT), model], env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run([sys.executable, str(SCRIPT), model], env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"first_step.py {model} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

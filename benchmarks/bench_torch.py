@@ -5,6 +5,7 @@ pytest-benchmark and ``report.py`` show fastnet and PyTorch side by side. The CN
 kernels also run in channels-last memory format, PyTorch's faster layout for them. Everything here is skipped with
 a clear reason when torch is not installed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,15 +33,22 @@ def test_torch_train_step(benchmark, spec, layout, torch_mod, threads, rounds):
     feeder = torch_batches(ds, spec, onehot, channels_last=cl)
     step = torch_step(net, loss_fn, opt)
     benchmark.group = spec.group
-    benchmark.extra_info.update(variant="torch" if not cl else "torch-channels_last", model=spec.model,
-                                batch=spec.batch, threads=torch.get_num_threads(), data=ds.source,
-                                torch=torch.__version__, dtype="float32")
+    benchmark.extra_info.update(
+        variant="torch" if not cl else "torch-channels_last",
+        model=spec.model,
+        batch=spec.batch,
+        threads=torch.get_num_threads(),
+        data=ds.source,
+        torch=torch.__version__,
+        dtype="float32",
+    )
     step(*feeder.next())
     median = run_pedantic(benchmark, step, rounds, setup=lambda: (feeder.next(), {}))
     benchmark.extra_info["samples_per_s"] = round(spec.batch / median, 1)
 
 
 # ---- kernels: the same shapes as bench_kernels.py, through PyTorch's own ops -----------------
+
 
 def _t(torch, rng, *shape, cl=False):
     t = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))
@@ -53,6 +61,7 @@ def _dense(torch, rng, cl):
     def run():  # what an autograd Linear does: y = x W^T + b, then dX, dW, db
         torch.addmm(b, x, w.t())
         return dy @ w, dy.t() @ x, dy.sum(0)
+
     return run
 
 
@@ -68,7 +77,9 @@ def _conv(n, c, f, h, k, pad, which):
 
         def bwd():
             return conv_bwd(dy, x, w, [f], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [True, True, True])
+
         return {"fwd": fwd, "bwd": bwd, "fwd+bwd": lambda: (fwd(), bwd())}[which]
+
     return build
 
 
@@ -82,7 +93,9 @@ def _pool(n, c, h):
         def run():
             _, idx = fwd(x, [2, 2], [2, 2])
             return bwd(dy, x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
         return run
+
     return build
 
 
@@ -94,7 +107,9 @@ def _softmax_ce(n, classes):
         def run():  # loss and dlogits, as fastnet's fused kernel returns them
             loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
             return torch.autograd.grad(loss, logits)
+
         return run
+
     return build
 
 
@@ -104,6 +119,7 @@ def _adam(size):
         p.grad = _t(torch, rng, size) * 1e-3
         opt = torch.optim.Adam([p], lr=1e-3, eps=1e-7)  # PyTorch's default implementation (foreach) on CPU
         return opt.step
+
     return build
 
 
@@ -130,8 +146,12 @@ def test_torch_kernel(benchmark, case, build, layout, torch_mod, rounds):
     torch = torch_mod
     benchmark.group = f"kernel {case}"
     cl = layout == "channels_last"
-    benchmark.extra_info.update(variant="torch-channels_last" if cl else "torch", threads=torch.get_num_threads(),
-                                torch=torch.__version__, dtype="float32")
+    benchmark.extra_info.update(
+        variant="torch-channels_last" if cl else "torch",
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        dtype="float32",
+    )
     with torch.no_grad() if "softmax" not in case else torch.enable_grad():
         fn = build(torch, np.random.default_rng(0), cl)
         fn()

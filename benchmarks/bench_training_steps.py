@@ -5,6 +5,7 @@ Each timed round trains on the next batch of real data (MNIST, or the letters da
 present, else random data of the same shape; ``extra_info["data"]`` says which, ``samples_per_s`` is
 batch / median. PyTorch's version of each model joins the same group from ``bench_torch.py``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,9 @@ def test_train_step(benchmark, spec, backend, threads, rounds):
     ds = dataset_for(spec.model)
     feeder = Batches(ds.x, ds.y_onehot if onehot else ds.y, spec.batch)
     benchmark.group = spec.group
-    benchmark.extra_info.update(variant=backend, model=spec.model, batch=spec.batch, threads=threads,
-                                data=ds.source, dtype="float32")
+    benchmark.extra_info.update(
+        variant=backend, model=spec.model, batch=spec.batch, threads=threads, data=ds.source, dtype="float32"
+    )
     with fastnet.use_backend(backend):
         net.train_on_batch(*feeder.next())  # the first step compiles (Numba) outside any timing
         median = run_pedantic(benchmark, net.train_on_batch, rounds, setup=lambda: (feeder.next(), {}))

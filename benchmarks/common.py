@@ -11,6 +11,7 @@ The models are the ones issue 3 names:
 Real data (MNIST for M1/M3/M4, the letters data for M2) is read from ``$FASTNET_BENCH_DATA`` or the repository's
 ``../shared/data``; when it is absent, random data of the same shape is used and ``source`` says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,10 +42,10 @@ def _find(name: str) -> Path | None:
 
 @dataclass
 class Dataset:
-    x: np.ndarray          # float32, the model's input layout
-    y: np.ndarray          # int64 class ids
-    y_onehot: np.ndarray   # float32 one-hot (BCE targets)
-    source: str            # file it came from, or "random (no <file> found)"
+    x: np.ndarray  # float32, the model's input layout
+    y: np.ndarray  # int64 class ids
+    y_onehot: np.ndarray  # float32 one-hot (BCE targets)
+    source: str  # file it came from, or "random (no <file> found)"
 
 
 def _onehot(y, classes):
@@ -88,7 +89,7 @@ def letters() -> Dataset:
 
 @dataclass(frozen=True)
 class Spec:
-    model: str       # "M1" .. "M4"
+    model: str  # "M1" .. "M4"
     batch: int
     title: str
 
@@ -137,6 +138,7 @@ class Batches:
 
 # ---- timing -------------------------------------------------------------------------------
 
+
 def median_of(benchmark) -> float:
     return float(benchmark.stats.stats.median)
 
@@ -163,6 +165,7 @@ def run_pedantic(benchmark, fn, rounds, setup=None):
 
 # ---- fastnet models ------------------------------------------------------------------------
 
+
 def fastnet_model(model: str):
     """A compiled fastnet Sequential for ``model`` ("M1" .. "M4") and whether it wants one-hot targets."""
     import fastnet as fn
@@ -177,21 +180,47 @@ def fastnet_model(model: str):
         net.compile(optimizer=fn.optim.SGD(lr=1.0), loss="binary_cross_entropy")
         return net, True
     if model == "M3":
-        net = fn.Sequential([L.Conv2D(1, 6, 5, padding=2), L.ReLU(), L.MaxPool2D(2),
-                             L.Conv2D(6, 16, 5), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                             L.Dense(400, 120), L.ReLU(), L.Dense(120, 84), L.ReLU(), L.Dense(84, 10)])
+        net = fn.Sequential(
+            [
+                L.Conv2D(1, 6, 5, padding=2),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Conv2D(6, 16, 5),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Flatten(),
+                L.Dense(400, 120),
+                L.ReLU(),
+                L.Dense(120, 84),
+                L.ReLU(),
+                L.Dense(84, 10),
+            ]
+        )
         net.compile(optimizer=fn.optim.SGD(lr=0.01, momentum=0.9), loss="softmax_cross_entropy")
         return net, False
     if model == "M4":
-        net = fn.Sequential([L.Conv2D(1, 32, 3), L.ReLU(), L.Conv2D(32, 64, 3), L.ReLU(), L.MaxPool2D(2),
-                             L.Dropout(0.25), L.Flatten(), L.Dense(9216, 128), L.ReLU(), L.Dropout(0.5),
-                             L.Dense(128, 10)])
+        net = fn.Sequential(
+            [
+                L.Conv2D(1, 32, 3),
+                L.ReLU(),
+                L.Conv2D(32, 64, 3),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Dropout(0.25),
+                L.Flatten(),
+                L.Dense(9216, 128),
+                L.ReLU(),
+                L.Dropout(0.5),
+                L.Dense(128, 10),
+            ]
+        )
         net.compile(optimizer=fn.optim.Adam(lr=1e-3), loss="softmax_cross_entropy")
         return net, False
     raise ValueError(f"unknown model {model!r}, expected M1..M4")
 
 
 # ---- the same models in PyTorch ------------------------------------------------------------
+
 
 def torch_model(model: str, channels_last: bool = False):
     """(module, loss, optimizer, wants_onehot) with the same layers and hyperparameters as fastnet's."""
@@ -207,14 +236,35 @@ def torch_model(model: str, channels_last: bool = False):
         net = nn.Sequential(nn.Linear(289, 20), nn.Sigmoid(), nn.Linear(20, 26), nn.Sigmoid())
         return net, nn.BCELoss(), torch.optim.SGD(net.parameters(), lr=1.0), True
     if model == "M3":
-        net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        net = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(400, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, 10),
+        )
         opt_factory = lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)  # noqa: E731
     elif model == "M4":
-        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
-                            nn.Linear(128, 10))
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.25),
+            nn.Flatten(),
+            nn.Linear(9216, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, 10),
+        )
         opt_factory = lambda p: torch.optim.Adam(p, lr=1e-3)  # noqa: E731
     else:
         raise ValueError(f"unknown model {model!r}, expected M1..M4")
@@ -225,12 +275,14 @@ def torch_model(model: str, channels_last: bool = False):
 
 def torch_step(net, loss_fn, opt):
     """One PyTorch training step, returning the loss as a float like ``train_on_batch``."""
+
     def step(x, y):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
         return loss.item()
+
     return step
 
 
@@ -250,5 +302,6 @@ def torch_batches(ds: Dataset, spec_or_batch, onehot: bool, channels_last: bool 
         def next_cl():
             xb, yb = base_next()
             return xb.contiguous(memory_format=torch.channels_last), yb
+
         feeder.next = next_cl
     return feeder

@@ -10,6 +10,7 @@ compile time, paid at the first call, is never in a timing; ``bench_startup.py``
 Environment: ``OPENBLAS_CORETYPE`` (set on some machines to pick OpenBLAS's kernels) is left as it is and
 recorded in the machine info; ``FASTNET_NUM_THREADS`` or ``--fn-threads`` picks the thread count.
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,10 +35,18 @@ def pytest_addoption(parser):
     g = parser.getgroup("fastnet benchmarks")
     g.addoption("--fn-rounds", type=int, default=15, help="timed rounds per benchmark (default 15)")
     g.addoption("--fn-warmup", type=int, default=3, help="untimed warm-up rounds (default 3; JIT compiles here)")
-    g.addoption("--fn-budget", type=float, default=20.0,
-                help="seconds of timed rounds per benchmark before the round count is cut (min 5 rounds; default 20)")
-    g.addoption("--fn-threads", type=int, default=None,
-                help="threads for fastnet and PyTorch (default: fastnet's default, the CPU affinity mask)")
+    g.addoption(
+        "--fn-budget",
+        type=float,
+        default=20.0,
+        help="seconds of timed rounds per benchmark before the round count is cut (min 5 rounds; default 20)",
+    )
+    g.addoption(
+        "--fn-threads",
+        type=int,
+        default=None,
+        help="threads for fastnet and PyTorch (default: fastnet's default, the CPU affinity mask)",
+    )
     g.addoption("--fn-denormal-steps", type=int, default=1500, help="training steps of the denormals run")
     g.addoption("--fn-startup-rounds", type=int, default=2, help="fresh-interpreter runs per startup benchmark")
 
@@ -45,7 +54,6 @@ def pytest_addoption(parser):
 @pytest.fixture(scope="session")
 def threads(request):
     """Set fastnet's (and so Numba's, OpenMP's and BLAS's) thread count once; PyTorch uses the same number."""
-    import fastnet
 
     n = request.config.getoption("--fn-threads")
     if n:
@@ -55,8 +63,11 @@ def threads(request):
 
 @pytest.fixture(scope="session")
 def rounds(request):
-    return (max(1, request.config.getoption("--fn-rounds")), max(1, request.config.getoption("--fn-warmup")),
-            float(request.config.getoption("--fn-budget")))
+    return (
+        max(1, request.config.getoption("--fn-rounds")),
+        max(1, request.config.getoption("--fn-warmup")),
+        float(request.config.getoption("--fn-budget")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +76,10 @@ def torch_mod(threads):
     try:
         import torch
     except ImportError:
-        pytest.skip("PyTorch comparison skipped: torch is not installed (pip install torch==2.13.0, CPU build; "
-                    "a benchmark extra, never a fastnet dependency)")
+        pytest.skip(
+            "PyTorch comparison skipped: torch is not installed (pip install torch==2.13.0, CPU build; "
+            "a benchmark extra, never a fastnet dependency)"
+        )
     torch.set_num_threads(threads)
     # fastnet (imported for its thread count) may have set flush-to-zero in this thread; give PyTorch its own default.
     torch.set_flush_denormal(False)
@@ -80,5 +93,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     n = config.getoption("--fn-threads")
     if n:
         import fastnet
+
         fastnet.set_num_threads(n)
     machine_info["fastnet"] = fastnet_machine_info()

@@ -5,6 +5,7 @@ compile), first step (includes Numba compiling or loading its cache), second ste
 and total (import through the end of the first step). Random data of the model's input shape is used so that
 reading a dataset is not counted.
 """
+
 import json
 import sys
 import time
@@ -35,8 +36,13 @@ def main(model: str, backend: str) -> dict:
     t_first = time.perf_counter()
     net.train_on_batch(x, y)
     t_second = time.perf_counter()
-    return {"import": t_import - t0, "build": t_build - t_import, "first_step": t_first - t_build,
-            "second_step": t_second - t_first, "total": t_first - t0}
+    return {
+        "import": t_import - t0,
+        "build": t_build - t_import,
+        "first_step": t_first - t_build,
+        "second_step": t_second - t_first,
+        "total": t_first - t0,
+    }
 
 
 if __name__ == "__main__":

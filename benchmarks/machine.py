@@ -3,6 +3,7 @@
 Stored in pytest-benchmark's JSON (``machine_info["fastnet"]``, via the conftest hook) so a saved run can be
 reported later with the machine it was measured on.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ def cpu_model() -> str:
 def _version(dist: str) -> str | None:
     # Read the installed metadata: importing torch here would start its thread pool in a fastnet-only run.
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -31,15 +33,20 @@ def _version(dist: str) -> str | None:
 
 def machine_info() -> dict:
     import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
-    import fastnet
     from threadpoolctl import threadpool_info
+
+    import fastnet
 
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
-    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture') or i.get('threading_layer', '')}, "
-            f"{i.get('num_threads')} threads)" for i in threadpool_info() if i.get("user_api") == "blas"]
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture') or i.get('threading_layer', '')}, "
+        f"{i.get('num_threads')} threads)"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     return {
         "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
@@ -54,6 +61,5 @@ def machine_info() -> dict:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)"),
         "FASTNET_NUM_THREADS": os.environ.get("FASTNET_NUM_THREADS", "(unset)"),
-        "flush_denormals": (fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled")
-                            else None),
+        "flush_denormals": (fastnet.flush_denormals_enabled() if hasattr(fastnet, "flush_denormals_enabled") else None),
     }

@@ -10,6 +10,7 @@ which spin after each op, never compete with fastnet's); startup; denormals. Rat
 ``other median / fast median``: above 1 means fastnet's compiled backend is faster. "vs torch" uses PyTorch's
 faster memory layout. The targets are issue 3's (2 threads on the 2-core machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,17 +34,31 @@ SUITES = {  # name -> pytest marker expression
 
 # ---- running ---------------------------------------------------------------------------------
 
+
 def run_suite(name: str, marker: str, extra: list[str]) -> dict | None:
     fd, out = tempfile.mkstemp(suffix=f"-{name}.json")
     os.close(fd)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [sys.executable, "-m", "pytest", str(HERE), "--benchmark-only", "-q", "-m", marker,
-           f"--benchmark-json={out}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE),
+        "--benchmark-only",
+        "-q",
+        "-m",
+        marker,
+        f"--benchmark-json={out}",
+        *extra,
+    ]
     print(f"# running {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail = [ln for ln in proc.stdout.splitlines() if ln.startswith(("SKIPPED", "FAILED", "ERROR")) or " passed" in ln
-            or " failed" in ln or " skipped" in ln]
+    tail = [
+        ln
+        for ln in proc.stdout.splitlines()
+        if ln.startswith(("SKIPPED", "FAILED", "ERROR")) or " passed" in ln or " failed" in ln or " skipped" in ln
+    ]
     for ln in tail:
         print(f"#   {ln}", file=sys.stderr)
     try:
@@ -68,6 +83,7 @@ def merge(runs: list[dict]) -> dict:
 
 
 # ---- formatting ------------------------------------------------------------------------------
+
 
 def fmt_time(s: float | None) -> str:
     if s is None:
@@ -120,9 +136,11 @@ def _throughput(entry: dict | None) -> str:
 
 
 def speed_table(groups: dict) -> list[str]:
-    lines = ["| benchmark | fast | NumPy ref | PyTorch (default / channels-last) | fast vs ref | fast vs torch "
-             "| fast throughput | target (ref / torch) | met |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| benchmark | fast | NumPy ref | PyTorch (default / channels-last) | fast vs ref | fast vs torch "
+        "| fast throughput | target (ref / torch) | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     steps = [g for g in groups if g.startswith("step ")]
     # M1..M4, smaller batch first (the group name ends in "b<batch>")
     steps.sort(key=lambda g: (g.split()[1], int(g.rsplit("b", 1)[1]) if g.rsplit("b", 1)[1].isdigit() else 0))
@@ -144,9 +162,11 @@ def speed_table(groups: dict) -> list[str]:
         throughput = _throughput(v.get("fast"))
         torch_cell = fmt_time(t_def) + (f" / {fmt_time(t_cl)}" if t_cl is not None else "")
         target = f">={want_ref:g}x" + (f" / >={want_torch:g}x" if want_torch is not None else "")
-        lines.append(f"| {g} | {fmt_time(fast)} | {fmt_time(ref)} | {torch_cell} | {fmt_ratio(vs_ref)} | "
-                     f"{fmt_ratio(vs_torch)} | {throughput} | {target} | "
-                     f"{' / '.join(met) or 'not measured'} |")
+        lines.append(
+            f"| {g} | {fmt_time(fast)} | {fmt_time(ref)} | {torch_cell} | {fmt_ratio(vs_ref)} | "
+            f"{fmt_ratio(vs_torch)} | {throughput} | {target} | "
+            f"{' / '.join(met) or 'not measured'} |"
+        )
     return lines
 
 
@@ -154,17 +174,22 @@ def startup_table(groups: dict) -> list[str]:
     names = sorted(g for g in groups if g.startswith("startup "))
     if not names:
         return []
-    lines = ["", "| time from `import fastnet` to the first finished step | cache | import | first step | total "
-             "| steady step |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "| time from `import fastnet` to the first finished step | cache | import | first step | total | steady step |",
+        "|---|---|---|---|---|---|",
+    ]
     for g in names:
         for cache in ("cold", "warm"):
             e = groups[g].get(cache)
             if e is None:
                 continue
             x = e["extra_info"]
-            lines.append(f"| {x.get('model', g)} | {cache} | {fmt_time(x.get('import_s'))} | "
-                         f"{fmt_time(x.get('first_step_s'))} | {fmt_time(x.get('total_s'))} | "
-                         f"{fmt_time(x.get('second_step_s'))} |")
+            lines.append(
+                f"| {x.get('model', g)} | {cache} | {fmt_time(x.get('import_s'))} | "
+                f"{fmt_time(x.get('first_step_s'))} | {fmt_time(x.get('total_s'))} | "
+                f"{fmt_time(x.get('second_step_s'))} |"
+            )
     return lines
 
 
@@ -172,14 +197,20 @@ def denormal_table(groups: dict) -> list[str]:
     g = groups.get("denormals M1 long run")
     if not g:
         return []
-    lines = ["", "| M1 long run (RMSprop, batch 128) | steps | early step (median / p10) | late step (median / p10) "
-             "| late / early (median / p10) | subnormal share of optimizer state |", "|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "| M1 long run (RMSprop, batch 128) | steps | early step (median / p10) | late step (median / p10) "
+        "| late / early (median / p10) | subnormal share of optimizer state |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant in sorted(g):
         x = g[variant]["extra_info"]
-        lines.append(f"| {variant} | {x.get('steps')} | {x.get('early_ms', 0):.2f} / {x.get('early_p10_ms', 0):.2f} ms "
-                     f"| {x.get('late_ms', 0):.2f} / {x.get('late_p10_ms', 0):.2f} ms | "
-                     f"{x.get('late_over_early', 0):.2f} / {x.get('late_over_early_p10', 0):.2f} | "
-                     f"{x.get('subnormal_share_optimizer_state', 0):.2%} |")
+        lines.append(
+            f"| {variant} | {x.get('steps')} | {x.get('early_ms', 0):.2f} / {x.get('early_p10_ms', 0):.2f} ms "
+            f"| {x.get('late_ms', 0):.2f} / {x.get('late_p10_ms', 0):.2f} ms | "
+            f"{x.get('late_over_early', 0):.2f} / {x.get('late_over_early_p10', 0):.2f} | "
+            f"{x.get('subnormal_share_optimizer_state', 0):.2%} |"
+        )
     return lines
 
 
@@ -187,12 +218,14 @@ def machine_lines(info: dict) -> list[str]:
     fi = info.get("fastnet") or {}
     if not fi:
         return [f"Machine: {info.get('cpu', {}).get('brand_raw', info.get('processor', 'unknown'))}"]
-    return [f"Machine: {fi['cpu']}, {fi['logical_cpus']} logical CPUs ({fi['affinity_cpus']} in the affinity mask), "
-            f"{fi['fastnet_threads']} threads for fastnet and PyTorch; Python {fi['python']}, NumPy {fi['numpy']}, "
-            f"Numba {fi['numba']}, PyTorch {fi['torch'] or 'not installed'}; BLAS: {fi['blas']}; "
-            f"OPENBLAS_CORETYPE={fi['OPENBLAS_CORETYPE']}; "
-            f"OPENBLAS_THREAD_TIMEOUT={fi.get('OPENBLAS_THREAD_TIMEOUT', '(unknown)')}; fastnet flush-to-zero "
-            f"{ {True: 'on', False: 'off'}.get(fi.get('flush_denormals'), 'unknown')} (PyTorch: its default, off)."]
+    return [
+        f"Machine: {fi['cpu']}, {fi['logical_cpus']} logical CPUs ({fi['affinity_cpus']} in the affinity mask), "
+        f"{fi['fastnet_threads']} threads for fastnet and PyTorch; Python {fi['python']}, NumPy {fi['numpy']}, "
+        f"Numba {fi['numba']}, PyTorch {fi['torch'] or 'not installed'}; BLAS: {fi['blas']}; "
+        f"OPENBLAS_CORETYPE={fi['OPENBLAS_CORETYPE']}; "
+        f"OPENBLAS_THREAD_TIMEOUT={fi.get('OPENBLAS_THREAD_TIMEOUT', '(unknown)')}; fastnet flush-to-zero "
+        f"{ {True: 'on', False: 'off'}.get(fi.get('flush_denormals'), 'unknown') } (PyTorch: its default, off)."
+    ]
 
 
 def data_line(benchmarks: list[dict]) -> list[str]:
@@ -202,10 +235,14 @@ def data_line(benchmarks: list[dict]) -> list[str]:
 
 def noise_lines(benchmarks: list[dict], limit: float = 0.2) -> list[str]:
     """Name the timings whose interquartile range is more than ``limit`` of the median: read those ratios warily."""
-    noisy = [f"{b.get('group')} [{b.get('extra_info', {}).get('variant', b['name'])}] "
-             f"{b['stats']['iqr'] / b['stats']['median']:.0%}"
-             for b in benchmarks if b["stats"]["median"] > 0 and b["stats"].get("rounds", 0) > 1
-             and b["stats"]["iqr"] / b["stats"]["median"] > limit]
+    noisy = [
+        f"{b.get('group')} [{b.get('extra_info', {}).get('variant', b['name'])}] "
+        f"{b['stats']['iqr'] / b['stats']['median']:.0%}"
+        for b in benchmarks
+        if b["stats"]["median"] > 0
+        and b["stats"].get("rounds", 0) > 1
+        and b["stats"]["iqr"] / b["stats"]["median"] > limit
+    ]
     return ["", f"Noisy (IQR > {limit:.0%} of the median): " + "; ".join(noisy) + "."] if noisy else []
 
 

@@ -1,4 +1,5 @@
 """Helpers shared by the examples: finding MNIST-style data without any download."""
+
 from __future__ import annotations
 
 import os

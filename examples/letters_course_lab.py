@@ -13,6 +13,7 @@ gradient ``sigmoid(z) - t`` does not. A third run swaps the hidden sigmoid for R
 
     python examples/letters_course_lab.py [--epochs 20] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def run(title, hidden, loss, probe_loss, lr, data, epochs, seed):
     model = build(hidden)
     model.compile(optimizer=fn.optim.SGD(lr=lr), loss=loss, metrics=["accuracy"])
     probe = GradNorms(x_train[:1024], y_train[:1024], probe_loss)
-    hist = model.fit(x_train, y_train, epochs=epochs, batch_size=1024, validation_data=(x_val, y_val),
-                     verbose=0, callbacks=[probe])
+    hist = model.fit(
+        x_train, y_train, epochs=epochs, batch_size=1024, validation_data=(x_val, y_val), verbose=0, callbacks=[probe]
+    )
     print(f"\n== {title} ==")
     print("epoch  val_acc   |grad W1|   |grad W2|")
     for e, (acc, (g1, g2)) in enumerate(zip(hist.history["val_accuracy"], probe.norms), 1):
@@ -70,17 +72,36 @@ def main():
     (x_train, y_train), (x_val, y_val), _ = fn.datasets.letters(flatten=True)
     data = ((x_train, y_train), (x_val, y_val))
     results = {
-        "quadratic, lr 1000": run("quadratic loss, SGD lr 1000 (the lab's first run)", "sigmoid",
-                                  losses.QuadraticLoss(), losses.QuadraticLoss(lab_lr=False), 1000.0,
-                                  data, args.epochs, args.seed),
-        "cross-entropy, lr 1.0": run("cross-entropy, SGD lr 1.0 (the lab's second run)", "sigmoid",
-                                     losses.BinaryCrossEntropy(reduction="batchmean"),
-                                     losses.BinaryCrossEntropy(reduction="batchmean"), 1.0,
-                                     data, args.epochs, args.seed),
-        "ReLU hidden, cross-entropy, lr 0.1": run("ReLU hidden layer, cross-entropy, SGD lr 0.1", "relu",
-                                                  losses.BinaryCrossEntropy(reduction="batchmean"),
-                                                  losses.BinaryCrossEntropy(reduction="batchmean"), 0.1,
-                                                  data, args.epochs, args.seed),
+        "quadratic, lr 1000": run(
+            "quadratic loss, SGD lr 1000 (the lab's first run)",
+            "sigmoid",
+            losses.QuadraticLoss(),
+            losses.QuadraticLoss(lab_lr=False),
+            1000.0,
+            data,
+            args.epochs,
+            args.seed,
+        ),
+        "cross-entropy, lr 1.0": run(
+            "cross-entropy, SGD lr 1.0 (the lab's second run)",
+            "sigmoid",
+            losses.BinaryCrossEntropy(reduction="batchmean"),
+            losses.BinaryCrossEntropy(reduction="batchmean"),
+            1.0,
+            data,
+            args.epochs,
+            args.seed,
+        ),
+        "ReLU hidden, cross-entropy, lr 0.1": run(
+            "ReLU hidden layer, cross-entropy, SGD lr 0.1",
+            "relu",
+            losses.BinaryCrossEntropy(reduction="batchmean"),
+            losses.BinaryCrossEntropy(reduction="batchmean"),
+            0.1,
+            data,
+            args.epochs,
+            args.seed,
+        ),
     }
     print("\nrun                                   epoch 1   final    best")
     for name, accs in results.items():

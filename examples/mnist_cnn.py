@@ -10,32 +10,55 @@ with 2x2 pooling, then 64 hidden units. Adam (lr 1e-3), batch 128, images scaled
 MNIST is read from --data-dir, $FASTNET_DATA, ../shared/data or ~/.fastnet/datasets; Fashion-MNIST also
 from /usr/share/datasets/fashion-mnist (``apt-get install -y dataset-fashion-mnist``). Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
+from _common import load
+
 import fastnet as fn
 from fastnet import layers as L
 from fastnet.transforms import RandomShift
 
-from _common import load
-
 
 def lenet5(classes=10):
-    return fn.Sequential([
-        L.Conv2D(1, 6, 5, padding=2), L.ReLU(), L.MaxPool2D(2),     # 28x28 -> 28x28 -> 14x14
-        L.Conv2D(6, 16, 5), L.ReLU(), L.MaxPool2D(2), L.Flatten(),  # -> 10x10 -> 5x5
-        L.Dense(16 * 5 * 5, 120), L.ReLU(), L.Dense(120, 84), L.ReLU(), L.Dense(84, classes),
-    ], name="lenet5")
+    return fn.Sequential(
+        [
+            L.Conv2D(1, 6, 5, padding=2),
+            L.ReLU(),
+            L.MaxPool2D(2),  # 28x28 -> 28x28 -> 14x14
+            L.Conv2D(6, 16, 5),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            L.Flatten(),  # -> 10x10 -> 5x5
+            L.Dense(16 * 5 * 5, 120),
+            L.ReLU(),
+            L.Dense(120, 84),
+            L.ReLU(),
+            L.Dense(84, classes),
+        ],
+        name="lenet5",
+    )
 
 
 def small_cnn(classes=10):
-    return fn.Sequential([
-        L.Conv2D(1, 16, 3, padding=1), L.ReLU(), L.MaxPool2D(2),    # 28 -> 14
-        L.Conv2D(16, 32, 3, padding=1), L.ReLU(), L.MaxPool2D(2),   # 14 -> 7
-        L.Flatten(), L.Dense(32 * 7 * 7, 64), L.ReLU(), L.Dense(64, classes),
-    ], name="small_cnn")
+    return fn.Sequential(
+        [
+            L.Conv2D(1, 16, 3, padding=1),
+            L.ReLU(),
+            L.MaxPool2D(2),  # 28 -> 14
+            L.Conv2D(16, 32, 3, padding=1),
+            L.ReLU(),
+            L.MaxPool2D(2),  # 14 -> 7
+            L.Flatten(),
+            L.Dense(32 * 7 * 7, 64),
+            L.ReLU(),
+            L.Dense(64, classes),
+        ],
+        name="small_cnn",
+    )
 
 
 def main():
@@ -56,13 +79,19 @@ def main():
     for name in names:
         (x_train, y_train), (x_test, y_test) = load(name, args.data_dir, normalize=True)
         if args.limit:
-            x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+            x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         for m in models:
             fn.seed(args.seed)
             model = builders[m]()
             model.compile(optimizer=fn.optim.Adam(lr=1e-3), loss="softmax_cross_entropy", metrics=["accuracy"])
-            loader = fn.DataLoader(x_train, y_train, batch_size=128, seed=args.seed, num_classes=10,
-                                   transform=RandomShift(2) if args.augment else None)
+            loader = fn.DataLoader(
+                x_train,
+                y_train,
+                batch_size=128,
+                seed=args.seed,
+                num_classes=10,
+                transform=RandomShift(2) if args.augment else None,
+            )
             print(f"\n== {model.name} on {name} ({len(x_train)} training images) ==")
             t0 = time.perf_counter()
             with loader:

@@ -7,15 +7,16 @@ scaled to [0, 1]. The book reports 98.9% training and 97.8% test accuracy.
 
 MNIST is read from --data-dir, $FASTNET_DATA, ../shared/data or ~/.fastnet/datasets (never downloaded here).
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
+from _common import load
+
 import fastnet as fn
 from fastnet import layers as L
-
-from _common import load
 
 
 def main():
@@ -36,8 +37,10 @@ def main():
     seconds = time.perf_counter() - t0
     _, train_acc = model.evaluate(x_train, y_train)
     _, test_acc = model.evaluate(x_test, y_test)
-    print(f"train accuracy {train_acc:.4f} (book: 0.989), test accuracy {test_acc:.4f} (book: 0.978), "
-          f"{seconds:.0f}s of training")
+    print(
+        f"train accuracy {train_acc:.4f} (book: 0.989), test accuracy {test_acc:.4f} (book: 0.978), "
+        f"{seconds:.0f}s of training"
+    )
     if args.plot:
         fn.plot_history(history, args.plot, title="MNIST 784-512-10, RMSprop")
         print(f"wrote {args.plot}")

@@ -1,4 +1,5 @@
 """Shared fixtures. ``backend`` runs a test once per kernel backend."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The compiled extensions: built, loaded, loud when missing; flush-to-zero switch."""
+
 import os
 import pathlib
 import re
@@ -47,7 +48,9 @@ def test_compiled_modules_are_not_older_than_their_source():
         so = pathlib.Path(_extension.load(name).__file__)
         pyx = so.parent / f"{name}.pyx"
         if pyx.exists():  # source checkout: a stale build would test old code
-            assert so.stat().st_mtime >= pyx.stat().st_mtime, f"{so.name} is older than {pyx.name}: run build_ext --inplace"
+            assert so.stat().st_mtime >= pyx.stat().st_mtime, (
+                f"{so.name} is older than {pyx.name}: run build_ext --inplace"
+            )
 
 
 def test_unknown_extension_name_is_a_value_error():
@@ -154,9 +157,9 @@ print(*seen["numpy"])
 """
 
 
-@pytest.mark.parametrize("preset, expected", [({}, "4 PASSIVE"),
-                                              ({"OPENBLAS_THREAD_TIMEOUT": "9", "OMP_WAIT_POLICY": "ACTIVE"},
-                                               "9 ACTIVE")])
+@pytest.mark.parametrize(
+    "preset, expected", [({}, "4 PASSIVE"), ({"OPENBLAS_THREAD_TIMEOUT": "9", "OMP_WAIT_POLICY": "ACTIVE"}, "9 ACTIVE")]
+)
 def test_thread_pool_variables_are_set_before_numpy_loads(preset, expected):
     """OpenBLAS and libgomp read their variables once, when loaded: fastnet sets its defaults
     before it imports NumPy, and keeps any value the user set."""

@@ -1,4 +1,5 @@
 """Callbacks: hooks, History, EarlyStopping, ModelCheckpoint, schedulers, CSVLogger, stopping, resume."""
+
 import csv
 
 import numpy as np
@@ -70,8 +71,13 @@ def test_hook_order_and_params():
     m = model()
     m.fit(x, y, epochs=2, batch_size=8, callbacks=[rec], verbose=0)
     epoch = ["batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1", "batch_begin 2", "batch_end 2"]
-    assert rec.calls == (["train_begin", "epoch_begin 0"] + epoch + ["epoch_end 0", "epoch_begin 1"] + epoch
-                         + ["epoch_end 1", "train_end"])
+    assert rec.calls == (
+        ["train_begin", "epoch_begin 0"]
+        + epoch
+        + ["epoch_end 0", "epoch_begin 1"]
+        + epoch
+        + ["epoch_end 1", "train_end"]
+    )
     assert rec.model is m and rec.params["epochs"] == 2 and rec.params["samples"] == 20
 
 
@@ -109,8 +115,14 @@ def test_early_stopping_patience_and_restore_when_stopped():
     es = C.EarlyStopping(monitor="score", patience=2, restore_best_weights=True)
     m = model()
     # score improves until epoch 1, then stalls: stop after epoch 3 (patience 2), restore epoch 1.
-    hist = m.fit(x, y, epochs=10, batch_size=16, verbose=0,
-                 callbacks=[Inject("score", [5, 4, 4.5, 4.2, 1, 1, 1, 1, 1, 1]), es, rec])
+    hist = m.fit(
+        x,
+        y,
+        epochs=10,
+        batch_size=16,
+        verbose=0,
+        callbacks=[Inject("score", [5, 4, 4.5, 4.2, 1, 1, 1, 1, 1, 1]), es, rec],
+    )
     assert hist.epoch == [0, 1, 2, 3] and es.stopped_epoch == 3 and es.best_epoch == 1 and es.best == 4
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(v, rec.weights[1][k])
@@ -229,8 +241,16 @@ def test_csv_logger(tmp_path):
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [float(r["loss"]) for r in rows] == pytest.approx(hist.history["loss"])
-    m.fit(x, y, epochs=5, initial_epoch=3, batch_size=16, validation_data=blobs(seed=1), verbose=0,
-          callbacks=[C.CSVLogger(path, append=True)])
+    m.fit(
+        x,
+        y,
+        epochs=5,
+        initial_epoch=3,
+        batch_size=16,
+        validation_data=blobs(seed=1),
+        verbose=0,
+        callbacks=[C.CSVLogger(path, append=True)],
+    )
     rows = list(csv.DictReader(open(path)))
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3", "4"]
 
@@ -253,7 +273,9 @@ def test_resume_from_checkpoint_is_identical(tmp_path, use_loader):
     fn.seed(999)  # a different global stream must not matter for the resumed run
     resumed = fn.load(tmp_path / "ck2.npz")
     assert resumed.epochs_trained == 2  # ck{epoch} is 1-based, as in Keras: ck2 holds two epochs
-    h_res = resumed.fit(*train_data(), epochs=5, initial_epoch=resumed.epochs_trained, validation_data=(xv, yv), verbose=0, **kw)
+    h_res = resumed.fit(
+        *train_data(), epochs=5, initial_epoch=resumed.epochs_trained, validation_data=(xv, yv), verbose=0, **kw
+    )
     assert h_res.epoch == [2, 3, 4]
     assert h_res.history["loss"] == h_full.history["loss"][2:]
     assert h_res.history["val_loss"] == h_full.history["val_loss"][2:]

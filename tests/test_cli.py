@@ -1,5 +1,6 @@
 """The fastnet command line: train / evaluate / predict / summary on the bundled letters
 (tiny runs), and one-line errors with a non-zero exit for user mistakes."""
+
 import json
 import os
 import subprocess
@@ -28,8 +29,23 @@ def trained(tmp_path_factory):
     """One small letters MLP trained by the CLI, shared by the tests that need a model file."""
     d = tmp_path_factory.mktemp("cli")
     model, curves = d / "m.npz", d / "c.png"
-    code = main(["train", "--epochs", "2", "--limit", "4000", "--verbose", "0", "--lr", "0.005",
-                 "--out", str(model), "--plot", str(curves)])
+    code = main(
+        [
+            "train",
+            "--epochs",
+            "2",
+            "--limit",
+            "4000",
+            "--verbose",
+            "0",
+            "--lr",
+            "0.005",
+            "--out",
+            str(model),
+            "--plot",
+            str(curves),
+        ]
+    )
     assert code == 0
     return model, curves
 
@@ -42,6 +58,7 @@ def run(capsys, argv):
 
 def assert_one_line_error(code, err, pattern):
     import re
+
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -57,8 +74,24 @@ def test_train_saves_model_and_plot(trained, capsys):
 
 
 def test_train_prints_accuracy(capsys):
-    code, out, err = run(capsys, ["train", "--epochs", "1", "--limit", "2000", "--verbose", "2",
-                                  "--optimizer", "sgd", "--lr", "0.1", "--seed", "1"])
+    code, out, err = run(
+        capsys,
+        [
+            "train",
+            "--epochs",
+            "1",
+            "--limit",
+            "2000",
+            "--verbose",
+            "2",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--seed",
+            "1",
+        ],
+    )
     assert code == 0, err
     assert "Epoch 1/1" in out and "Total params" in out
     acc = float(out.split("validation accuracy:")[1].split()[0])
@@ -104,8 +137,10 @@ def test_resume_continues_training(trained, capsys, tmp_path):
     model, _ = trained
     out_path = tmp_path / "resumed.npz"
     # The model file records its 2 epochs, so resuming needs no --initial-epoch.
-    code, out, err = run(capsys, ["train", "--resume", str(model), "--epochs", "1",
-                                  "--limit", "1000", "--verbose", "2", "--out", str(out_path)])
+    code, out, err = run(
+        capsys,
+        ["train", "--resume", str(model), "--epochs", "1", "--limit", "1000", "--verbose", "2", "--out", str(out_path)],
+    )
     assert code == 0, err
     assert "Epoch 3/3" in out and out_path.is_file()
     assert fastnet.load(out_path).epochs_trained == 3
@@ -113,8 +148,10 @@ def test_resume_continues_training(trained, capsys, tmp_path):
 
 def test_resume_initial_epoch_overrides_the_saved_count(trained, capsys, tmp_path):
     model, _ = trained
-    code, out, err = run(capsys, ["train", "--resume", str(model), "--initial-epoch", "4", "--epochs", "1",
-                                  "--limit", "1000", "--verbose", "2"])
+    code, out, err = run(
+        capsys,
+        ["train", "--resume", str(model), "--initial-epoch", "4", "--epochs", "1", "--limit", "1000", "--verbose", "2"],
+    )
     assert code == 0, err
     assert "Epoch 5/5" in out
 
@@ -125,26 +162,30 @@ def test_json_model_and_npz_dataset(capsys, tmp_path):
     x = (rng.random((60, 6, 6)) * 50 + y[:, None, None] * 80).astype(np.uint8)  # learnable by brightness
     np.savez(tmp_path / "d.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
     spec = json.dumps([["Flatten", {}], ["Dense", {"in_features": 36, "out_features": 3}]])
-    code, out, err = run(capsys, ["train", "--dataset", str(tmp_path / "d.npz"), "--model", spec,
-                                  "--epochs", "1", "--verbose", "0"])
+    code, out, err = run(
+        capsys, ["train", "--dataset", str(tmp_path / "d.npz"), "--model", spec, "--epochs", "1", "--verbose", "0"]
+    )
     assert code == 0, err
     assert "test accuracy" in out
 
 
-@pytest.mark.parametrize("argv,pattern", [
-    (["train", "--epochs", "0"], r"--epochs: must be > 0"),
-    (["train", "--optimizer", "nope"], r"argument --optimizer: invalid choice"),
-    (["train", "--model", "resnet"], r"--model must be one of mlp, lenet, cnn"),
-    (["train", "--model", "[\"Dense\""], r"--model is not valid JSON"),
-    (["train", "--model", "[[\"NoSuchLayer\", {}]]"], r"unknown layer 'NoSuchLayer'"),
-    (["train", "--dataset", "cifar"], r"--dataset must be one of letters, mnist, fashion-mnist or a .npz"),
-    (["train", "--dataset", "missing.npz"], r"dataset file not found: missing.npz"),
-    (["train", "--dataset", "mnist"], r"MNIST not found: .*downloads are disabled"),
-    (["train", "--initial-epoch", "3"], r"--initial-epoch only makes sense with --resume"),
-    (["evaluate", "nope.npz"], r"model file not found: nope.npz"),
-    (["summary"], r"the following arguments are required: MODEL.npz"),
-    ([], r"choose a command"),
-])
+@pytest.mark.parametrize(
+    "argv,pattern",
+    [
+        (["train", "--epochs", "0"], r"--epochs: must be > 0"),
+        (["train", "--optimizer", "nope"], r"argument --optimizer: invalid choice"),
+        (["train", "--model", "resnet"], r"--model must be one of mlp, lenet, cnn"),
+        (["train", "--model", '["Dense"'], r"--model is not valid JSON"),
+        (["train", "--model", '[["NoSuchLayer", {}]]'], r"unknown layer 'NoSuchLayer'"),
+        (["train", "--dataset", "cifar"], r"--dataset must be one of letters, mnist, fashion-mnist or a .npz"),
+        (["train", "--dataset", "missing.npz"], r"dataset file not found: missing.npz"),
+        (["train", "--dataset", "mnist"], r"MNIST not found: .*downloads are disabled"),
+        (["train", "--initial-epoch", "3"], r"--initial-epoch only makes sense with --resume"),
+        (["evaluate", "nope.npz"], r"model file not found: nope.npz"),
+        (["summary"], r"the following arguments are required: MODEL.npz"),
+        ([], r"choose a command"),
+    ],
+)
 def test_user_errors_are_one_line(capsys, argv, pattern):
     code, _, err = run(capsys, argv)
     assert_one_line_error(code, err, pattern)
@@ -166,8 +207,13 @@ def test_shape_mismatch_is_one_line(trained, capsys, tmp_path):
 
 def test_python_dash_m_entry_point(tmp_path):
     env = dict(os.environ, PYTHONPATH=SRC, FASTNET_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "fastnet", "evaluate", str(tmp_path / "none.npz")],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastnet", "evaluate", str(tmp_path / "none.npz")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 1
     assert r.stderr.strip() == f"fastnet evaluate: error: model file not found: {tmp_path / 'none.npz'}"
 
@@ -187,19 +233,33 @@ def test_conv_model_predict_uses_saved_input_size(capsys, tmp_path):
     img = np.full((40, 30), 255, np.uint8)
     img[10:30, 10:20] = 0  # dark ink on white: --invert makes it like the training data
     Image.fromarray(img, mode="L").save(tmp_path / "ink.png")
-    code, out, err = run(capsys, ["predict", str(tmp_path / "lenet.npz"), str(tmp_path / "ink.png"),
-                                  "--invert", "--classes", "letters"])
+    code, out, err = run(
+        capsys, ["predict", str(tmp_path / "lenet.npz"), str(tmp_path / "ink.png"), "--invert", "--classes", "letters"]
+    )
     assert code == 0, err
     assert out.startswith(f"{tmp_path / 'ink.png'}: class ") and "probability" in out
-    code, _, err = run(capsys, ["predict", str(tmp_path / "lenet.npz"), str(tmp_path / "ink.png"),
-                                "--classes", "mnist"])
+    code, _, err = run(
+        capsys, ["predict", str(tmp_path / "lenet.npz"), str(tmp_path / "ink.png"), "--classes", "mnist"]
+    )
     assert_one_line_error(code, err, r"--classes mnist has 10 classes but the model outputs 26")
 
 
 def test_plot_without_matplotlib_fails_before_training(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
-    code, out, err = run(capsys, ["train", "--epochs", "1", "--verbose", "2", "--plot", str(tmp_path / "c.png"),
-                                  "--out", str(tmp_path / "m.npz")])
+    code, out, err = run(
+        capsys,
+        [
+            "train",
+            "--epochs",
+            "1",
+            "--verbose",
+            "2",
+            "--plot",
+            str(tmp_path / "c.png"),
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+    )
     assert code == 1
     assert "plot_history needs matplotlib" in err and len(err.strip().splitlines()) == 1
     assert "Epoch" not in out and not (tmp_path / "m.npz").exists()

@@ -1,5 +1,6 @@
 """DataLoader: coverage of every sample, drop_last, seeded per-epoch permutations, set_epoch,
 worker exceptions, thread cleanup, memory-mapped input, input checks and transforms."""
+
 import gc
 import threading
 import traceback

@@ -1,8 +1,9 @@
 """Datasets: bundled letters, IDX / npz readers (good, corrupt and truncated files written here),
 MNIST search order and the offline "nothing found" message, the checked downloader (file:// URLs)."""
+
 import gzip
-import importlib
 import hashlib
+import importlib
 import struct
 from dataclasses import replace
 
@@ -28,16 +29,22 @@ def isolated(monkeypatch, tmp_path):
 
 def tiny(n_train=7, n_test=3, h=5, w=4, seed=0):
     rng = np.random.default_rng(seed)
-    return ((rng.integers(0, 256, (n_train, h, w), dtype=np.uint8), rng.integers(0, 10, n_train).astype(np.uint8)),
-            (rng.integers(0, 256, (n_test, h, w), dtype=np.uint8), rng.integers(0, 10, n_test).astype(np.uint8)))
+    return (
+        (rng.integers(0, 256, (n_train, h, w), dtype=np.uint8), rng.integers(0, 10, n_train).astype(np.uint8)),
+        (rng.integers(0, 256, (n_test, h, w), dtype=np.uint8), rng.integers(0, 10, n_test).astype(np.uint8)),
+    )
 
 
 def write_mnist_dir(d, data, gz=True):
     d.mkdir(parents=True, exist_ok=True)
     (xtr, ytr), (xte, yte) = data
     sfx = ".gz" if gz else ""
-    for base, arr in (("train-images-idx3-ubyte", xtr), ("train-labels-idx1-ubyte", ytr),
-                      ("t10k-images-idx3-ubyte", xte), ("t10k-labels-idx1-ubyte", yte)):
+    for base, arr in (
+        ("train-images-idx3-ubyte", xtr),
+        ("train-labels-idx1-ubyte", ytr),
+        ("t10k-images-idx3-ubyte", xte),
+        ("t10k-labels-idx1-ubyte", yte),
+    ):
         write_idx(d / (base + sfx), arr)
     return d
 
@@ -219,8 +226,11 @@ def test_corrupt_idx_in_mnist_dir(tmp_path):
 # ---- user data -------------------------------------------------------------------------------
 def test_load_npz_with_and_without_val(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = {f"{a}_{s}": (rng.integers(0, 256, (4, 3, 3), dtype=np.uint8) if a == "x" else np.arange(4))
-              for s in ("train", "val", "test") for a in ("x", "y")}
+    arrays = {
+        f"{a}_{s}": (rng.integers(0, 256, (4, 3, 3), dtype=np.uint8) if a == "x" else np.arange(4))
+        for s in ("train", "val", "test")
+        for a in ("x", "y")
+    }
     np.savez(tmp_path / "v.npz", **arrays)
     tr, va, te = D.load_npz(tmp_path / "v.npz", normalize=True)
     assert tr[0].shape == (4, 1, 3, 3) and tr[0].dtype == np.float32

@@ -1,7 +1,9 @@
 """Compiled conv/pool kernels (Cython) against their NumPy reference twins."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnet._kernels import workspace
 from fastnet._kernels.fast import conv as fast_conv
@@ -187,9 +189,18 @@ def test_fast_backend_really_compiles_conv_and_pool():
     from fastnet._kernels.registry import fast_kernel_names
 
     names = set(fast_kernel_names())
-    for name in ("conv2d_forward", "conv2d_backward", "im2col", "col2im", "maxpool2d_forward",
-                 "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
-                 "global_avgpool2d_forward", "global_avgpool2d_backward"):
+    for name in (
+        "conv2d_forward",
+        "conv2d_backward",
+        "im2col",
+        "col2im",
+        "maxpool2d_forward",
+        "maxpool2d_backward",
+        "avgpool2d_forward",
+        "avgpool2d_backward",
+        "global_avgpool2d_forward",
+        "global_avgpool2d_backward",
+    ):
         assert name in names
         assert kernel(name, "fast") is not kernel(name, "numpy")
 
@@ -201,7 +212,9 @@ def test_bad_geometry_is_a_value_error():
     with pytest.raises(ValueError, match=r"pool geometry"):
         kernel("maxpool2d_forward", "fast")(x, (4, 4), (1, 1), (0, 0))
     with pytest.raises(ValueError, match=r"conv2d_backward: dy must have shape"):
-        fast_conv.conv2d_backward(np.zeros((1, 2, 3, 3), np.float32), x, np.zeros((2, 1, 2, 2), np.float32), (1, 1), (0, 0))
+        fast_conv.conv2d_backward(
+            np.zeros((1, 2, 3, 3), np.float32), x, np.zeros((2, 1, 2, 2), np.float32), (1, 1), (0, 0)
+        )
 
 
 def test_threaded_and_serial_paths_agree(monkeypatch):
@@ -210,12 +223,18 @@ def test_threaded_and_serial_paths_agree(monkeypatch):
     x = rng.standard_normal((4, 16, 33, 31)).astype(np.float32)
     w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
     b = np.zeros(20, np.float32)
-    par = fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)), kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1))
+    par = (
+        fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)),
+        kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1)),
+    )
     monkeypatch.setattr(fast_conv, "_threads", lambda work: 1)
     from fastnet._kernels.fast import pool as fast_pool
 
     monkeypatch.setattr(fast_pool, "_threads", lambda work: 1)
-    ser = fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)), kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1))
+    ser = (
+        fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)),
+        kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1)),
+    )
     np.testing.assert_array_equal(par[0], ser[0])
     np.testing.assert_array_equal(par[1][0], ser[1][0])
     np.testing.assert_array_equal(par[1][1], ser[1][1])
@@ -313,7 +332,7 @@ def test_maxpool_2x2_stride2_tie_rule_and_specials(dtype, h, w, values):
     elif values == "ties":  # many equal maxima in every window: the first must win
         x = rng.integers(-1, 2, size=shape).astype(float)
     else:  # NaN, +-inf and ties mixed
-        x = rng.choice([np.nan, -np.inf, np.inf, 0.0, 1.0, -1.0], size=shape, p=[.15, .2, .1, .25, .2, .1])
+        x = rng.choice([np.nan, -np.inf, np.inf, 0.0, 1.0, -1.0], size=shape, p=[0.15, 0.2, 0.1, 0.25, 0.2, 0.1])
     x = x.astype(dtype)
     (yf, af), (yr, ar) = both("maxpool2d_forward", x, (2, 2), (2, 2), (0, 0))
     want_y, want_a = _first_max_loops(x)

@@ -7,11 +7,12 @@ sizes; ``test_parallel_variants`` repeats every kernel above ``PARALLEL_MIN_ELEM
 so the threaded variants are checked too. Coverage, warmup and "import compiles
 nothing" are in ``test_fast_kernels_meta.py``.
 """
-import numpy as np
-import pytest
-from hypothesis import given, settings, strategies as st
 
 import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastnet._kernels import parallel as kparallel
 from fastnet._kernels._jit import PARALLEL_MIN_ELEMENTS
@@ -66,6 +67,7 @@ def randn(rng, shape, dtype, scale=1.0):
 
 
 # --- dense ---
+
 
 @SETTINGS
 @given(n=dim, i=dim, o=dim, dtype=dtypes, seed=seeds)
@@ -144,8 +146,9 @@ def test_vectorised_math_is_accurate_elementwise(dtype):
     np.testing.assert_allclose(kernel("tanh_forward", "fast")(x), np.tanh(x64), rtol=rtol, atol=tiny)
     np.testing.assert_allclose(kernel("sigmoid_forward", "fast")(x), 1 / (1 + np.exp(-x64)), rtol=rtol, atol=tiny)
     rows = x[None, 3000:5000]  # |x| < ~0.1 ... 1e-9 ... : many nearly equal terms
-    np.testing.assert_allclose(kernel("softmax_forward", "fast")(rows), kernel("softmax_forward", "numpy")(rows),
-                               rtol=rtol)
+    np.testing.assert_allclose(
+        kernel("softmax_forward", "fast")(rows), kernel("softmax_forward", "numpy")(rows), rtol=rtol
+    )
     # BCE from logits with t = 1 on x > 0 is log1p(exp(-x)): tiny for large x.
     pos = x[x > 0]
     loss, _ = kernel("sigmoid_bce_with_logits", "fast")(pos[-1500:], np.ones(1500, dtype))
@@ -156,8 +159,13 @@ def test_vectorised_math_is_accurate_elementwise(dtype):
 def test_nan_propagates_like_the_reference(dtype):
     # A diverging model must show up as a NaN loss (fit stops on it), never be masked.
     x = np.array([[0.5, np.nan, -1.0, 2.0]], dtype)
-    for name, args in [("softmax_forward", (x,)), ("sigmoid_forward", (x,)), ("tanh_forward", (x,)),
-                       ("relu_forward", (x,)), ("gelu_forward", (x,))]:
+    for name, args in [
+        ("softmax_forward", (x,)),
+        ("sigmoid_forward", (x,)),
+        ("tanh_forward", (x,)),
+        ("relu_forward", (x,)),
+        ("gelu_forward", (x,)),
+    ]:
         f, r = run(name, *args)
         np.testing.assert_array_equal(np.isnan(f), np.isnan(r), err_msg=name)
     for target in (np.array([0]), np.full((1, 4), 0.25, dtype)):
@@ -187,6 +195,7 @@ def test_unknown_activation_is_a_value_error():
 
 # --- batch norm ---
 
+
 @SETTINGS
 @given(n=dim, c=st.integers(1, 7), l=st.sampled_from([1, 3, 16, 25]), dtype=dtypes, seed=seeds)
 def test_batchnorm(n, c, l, dtype, seed):
@@ -212,8 +221,11 @@ def test_batchnorm_rejects_bad_shapes():
 
 # --- dropout ---
 
+
 @SETTINGS
-@given(shape=shapes, dtype=dtypes, seed=seeds, p=st.sampled_from([0.1, 0.5, 0.9]), kind=st.sampled_from([bool, np.uint8]))
+@given(
+    shape=shapes, dtype=dtypes, seed=seeds, p=st.sampled_from([0.1, 0.5, 0.9]), kind=st.sampled_from([bool, np.uint8])
+)
 def test_dropout(shape, dtype, seed, p, kind):
     rng = np.random.default_rng(seed)
     x = randn(rng, shape, dtype)
@@ -223,15 +235,17 @@ def test_dropout(shape, dtype, seed, p, kind):
 
 
 def test_dropout_rejects_mask_of_wrong_shape():
-    with pytest.raises(ValueError, match=r"dropout_forward: mask shape must equal the input shape \(2, 3\), got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"dropout_forward: mask shape must equal the input shape \(2, 3\), got \(3, 2\)"
+    ):
         kernel("dropout_forward", "fast")(np.ones((2, 3)), np.ones((3, 2), bool), 2.0)
 
 
 # --- losses ---
 
+
 @SETTINGS
-@given(n=dim, c=st.integers(1, 12), dtype=dtypes, seed=seeds, ls=st.sampled_from([0.0, 0.1]),
-       probs=st.booleans())
+@given(n=dim, c=st.integers(1, 12), dtype=dtypes, seed=seeds, ls=st.sampled_from([0.0, 0.1]), probs=st.booleans())
 def test_softmax_cross_entropy(n, c, dtype, seed, ls, probs):
     rng = np.random.default_rng(seed)
     logits = randn(rng, (n, c), dtype, 4.0)
@@ -329,11 +343,13 @@ def test_optimizer_rejects_non_contiguous_parameter():
         kernel("sgd_update_", "fast")(p, np.ones_like(p), None, 0.1, 0.0, 0.0, False, 0.0)
     q = np.ones(4, np.float32)
     with pytest.raises(ValueError, match=r"adam_update_: m must match p \(\(4,\), float32\), got \(\(3,\), float32\)"):
-        kernel("adam_update_", "fast")(q, q, np.zeros(3, np.float32), np.zeros(4, np.float32),
-                                       0.1, 0.9, 0.999, 1e-8, 1, 0.0, False)
+        kernel("adam_update_", "fast")(
+            q, q, np.zeros(3, np.float32), np.zeros(4, np.float32), 0.1, 0.9, 0.999, 1e-8, 1, 0.0, False
+        )
 
 
 # --- the threaded variants: every kernel once above PARALLEL_MIN_ELEMENTS ---
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_parallel_variants(dtype, monkeypatch):
@@ -382,10 +398,12 @@ def test_parallel_variants(dtype, monkeypatch):
 
 # --- the serial / parallel choice (fastnet/_kernels/parallel.py) ---
 
+
 def _recorder(calls, name):
     def fn(*args):
         calls.append((name, args))
         return name
+
     return fn
 
 
@@ -442,7 +460,12 @@ def test_narrow_dense_row_blocks(dtype):
     # M2's shapes: rows of 20 and 26 outputs go through the activation in blocks of whole rows.
     rng = np.random.default_rng(5)
     for n, i, o in [(1024, 289, 20), (1024, 20, 26), (3, 5, 4097)]:
-        x, w, b, dy = randn(rng, (n, i), dtype, 0.1), randn(rng, (i, o), dtype), randn(rng, o, dtype), randn(rng, (n, o), dtype)
+        x, w, b, dy = (
+            randn(rng, (n, i), dtype, 0.1),
+            randn(rng, (i, o), dtype),
+            randn(rng, o, dtype),
+            randn(rng, (n, o), dtype),
+        )
         for act in ACTS:
             (yf, zf), (yr, zr) = run("dense_act_forward", x, w, b, act, 0.1)
             close(yf, yr, dtype)
@@ -450,8 +473,14 @@ def test_narrow_dense_row_blocks(dtype):
 
 
 def test_tanh_float32_accuracy_and_specials():
-    x = np.concatenate([np.linspace(-12, 12, 200001), np.logspace(-30, 1.5, 5001), -np.logspace(-30, 1.5, 5001),
-                        [0.0, -0.0, np.inf, -np.inf, np.nan, 3e-4, 5e-4, 9.0, -9.0]]).astype(np.float32)
+    x = np.concatenate(
+        [
+            np.linspace(-12, 12, 200001),
+            np.logspace(-30, 1.5, 5001),
+            -np.logspace(-30, 1.5, 5001),
+            [0.0, -0.0, np.inf, -np.inf, np.nan, 3e-4, 5e-4, 9.0, -9.0],
+        ]
+    ).astype(np.float32)
     y = kernel("tanh_forward", "fast")(x)
     ref = np.tanh(x.astype(np.float64))
     ok = np.isfinite(ref)

@@ -1,5 +1,6 @@
 """The fast backend as a whole: every reference kernel has a compiled twin, ``import
 fastnet`` compiles nothing, and ``fastnet.warmup`` compiles every kernel's entry points."""
+
 import importlib
 import os
 import subprocess
@@ -80,8 +81,9 @@ _CACHE_PROBE = textwrap.dedent("""
 
 def _probe_cache(cache_dir):
     src = os.path.dirname(os.path.dirname(fastnet.__file__))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
-               PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, NUMBA_CACHE_DIR=str(cache_dir), PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     res = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     hits, misses = map(int, res.stdout.split()[-2:])
@@ -91,18 +93,19 @@ def _probe_cache(cache_dir):
 def test_numba_cache_is_dropped_when_kernel_sources_change(tmp_path):
     """Numba checks a cached kernel only against its own file; fastnet stamps each module's cache
     with a fingerprint of all kernel sources and recompiles when it no longer matches."""
+
     def compiled(counts):
         return counts[0] == 0 and counts[1] > 0
 
     def loaded(counts):
         return counts[0] > 0 and counts[1] == 0
 
-    assert compiled(_probe_cache(tmp_path))          # empty cache
+    assert compiled(_probe_cache(tmp_path))  # empty cache
     assert loaded(_probe_cache(tmp_path))
     stamps = list(tmp_path.rglob("fastnet._kernels.fast.activations.fastnet-sources"))
     assert len(stamps) == 1
     stamps[0].write_text("sources of an older fastnet")  # as if a module it inlines had changed
-    assert compiled(_probe_cache(tmp_path))          # stale: dropped and compiled again
+    assert compiled(_probe_cache(tmp_path))  # stale: dropped and compiled again
     assert loaded(_probe_cache(tmp_path))
 
 

@@ -1,4 +1,5 @@
 """The gradient checker itself: passes correct gradients, catches wrong ones and says where."""
+
 import numpy as np
 import pytest
 
@@ -19,10 +20,10 @@ def test_check_function_passes_on_correct_gradient(rng):
     b = rng.standard_normal(5)
 
     def f():
-        return np.sum(np.sin(a)) * np.sum(b ** 2)
+        return np.sum(np.sin(a)) * np.sum(b**2)
 
     def grads():
-        return {"a": np.cos(a) * np.sum(b ** 2), "b": 2 * b * np.sum(np.sin(a))}
+        return {"a": np.cos(a) * np.sum(b**2), "b": 2 * b * np.sum(np.sin(a))}
 
     res = check_function(f, {"a": a, "b": b}, grads)
     assert res.ok, str(res)
@@ -33,7 +34,7 @@ def test_check_function_passes_on_correct_gradient(rng):
 def test_check_function_restores_inputs(rng):
     a = rng.standard_normal((4, 3))
     before = a.copy()
-    check_function(lambda: np.sum(a ** 3), {"a": a}, {"a": 3 * a ** 2})
+    check_function(lambda: np.sum(a**3), {"a": a}, {"a": 3 * a**2})
     np.testing.assert_array_equal(a, before)
 
 
@@ -41,7 +42,7 @@ def test_check_function_reports_worst_element(rng):
     a = rng.standard_normal((3, 5))
     g = 2 * a
     g[2, 1] += 0.5  # the one wrong entry
-    res = check_function(lambda: np.sum(a ** 2), {"a": a}, {"a": g})
+    res = check_function(lambda: np.sum(a**2), {"a": a}, {"a": g})
     assert not res.ok
     assert res.worst == "a"
     assert res.index == (2, 1)
@@ -69,7 +70,7 @@ def test_nan_gradient_fails(rng):
     a = rng.standard_normal(4)
     g = 2 * a
     g[1] = np.nan
-    res = check_function(lambda: np.sum(a ** 2), {"a": a}, {"a": g})
+    res = check_function(lambda: np.sum(a**2), {"a": a}, {"a": g})
     assert not res.ok
     assert res.index == (1,)
 
@@ -134,8 +135,7 @@ def test_refuses_float32(rng):
     with pytest.raises(ValueError, match=r"weight is float32"):
         check_layer(layer, rng.standard_normal((2, 3)))
     a = np.ones(3, dtype=np.float32)
-    res = check_function(lambda: float(np.sum(a * a)), {"a": a}, {"a": 2 * a}, eps=1e-2, tol=1e-2,
-                         allow_float32=True)
+    res = check_function(lambda: float(np.sum(a * a)), {"a": a}, {"a": 2 * a}, eps=1e-2, tol=1e-2, allow_float32=True)
     assert res.ok, str(res)
 
 
@@ -161,7 +161,7 @@ class _HalfSquare:
 
     def forward(self, pred, target):
         self._d = pred - target
-        return 0.5 * float(np.sum(self._d ** 2))
+        return 0.5 * float(np.sum(self._d**2))
 
     def backward(self):
         return self._d * (1.1 if self.bug else 1.0)
@@ -205,8 +205,17 @@ def test_check_model(rng):
 
 def test_check_model_with_random_and_normalising_layers(rng):
     from fastnet.layers import BatchNorm1d, Dropout, Tanh
-    model = _TinyModel([Dense(5, 6, dtype=np.float64), BatchNorm1d(6, dtype=np.float64), Tanh(), Dropout(0.5),
-                        Dense(6, 2, dtype=np.float64)], _HalfSquare())
+
+    model = _TinyModel(
+        [
+            Dense(5, 6, dtype=np.float64),
+            BatchNorm1d(6, dtype=np.float64),
+            Tanh(),
+            Dropout(0.5),
+            Dense(6, 2, dtype=np.float64),
+        ],
+        _HalfSquare(),
+    )
     running = model.layers[1].buffers["running_mean"].copy()
     res = check_model(model, rng.standard_normal((4, 5)), rng.standard_normal((4, 2)))
     assert res.ok, str(res)
@@ -215,8 +224,16 @@ def test_check_model_with_random_and_normalising_layers(rng):
 
 
 def test_result_is_readable():
-    res = GradcheckResult(ok=True, max_error=1e-9, worst="x", index=(0, 1), numeric=1.0, analytic=1.0,
-                          errors={"x": 1e-9}, modes={"x": "elementwise"})
+    res = GradcheckResult(
+        ok=True,
+        max_error=1e-9,
+        worst="x",
+        index=(0, 1),
+        numeric=1.0,
+        analytic=1.0,
+        errors={"x": 1e-9},
+        modes={"x": "elementwise"},
+    )
     text = str(res)
     assert text.startswith("gradcheck passed") and "x[0, 1]" in text
     assert res.assert_ok() is res

@@ -1,4 +1,5 @@
 """Activation layers: float64 gradient checks on both backends, kernel values, errors, config."""
+
 import numpy as np
 import pytest
 from scipy.special import expit

@@ -1,4 +1,5 @@
 """Conv2D layer and its kernels: reference vs naive loops, gradients, errors, dtypes."""
+
 import json
 
 import numpy as np
@@ -60,7 +61,7 @@ def naive_conv_backward(dy, x, w, s, p):
                                 dxp[i, ch, r, q] += w[o, ch, u, v] * dy[i, o, a, bb]
                                 dw[o, ch, u, v] += xp[i, ch, r, q] * dy[i, o, a, bb]
     db = dy.sum(axis=(0, 2, 3))
-    return dxp[:, :, p[0]:p[0] + h, p[1]:p[1] + wd], dw, db
+    return dxp[:, :, p[0] : p[0] + h, p[1] : p[1] + wd], dw, db
 
 
 def naive_im2col(x, k, s, p):
@@ -74,8 +75,9 @@ def naive_im2col(x, k, s, p):
                 for i in range(n):
                     for a in range(oh):
                         for bb in range(ow):
-                            cols[(ch * k[0] + u) * k[1] + v, (i * oh + a) * ow + bb] = xp[i, ch, a * s[0] + u,
-                                                                                          bb * s[1] + v]
+                            cols[(ch * k[0] + u) * k[1] + v, (i * oh + a) * ow + bb] = xp[
+                                i, ch, a * s[0] + u, bb * s[1] + v
+                            ]
     return cols
 
 
@@ -92,10 +94,10 @@ def conv_cases(draw):
 
 
 EXPLICIT = [  # x shape, w shape, stride, padding
-    ((1, 1, 5, 5), (2, 1, 3, 2), (2, 2), (1, 1)),     # batch 1, non-square kernel, stride 2
-    ((2, 3, 7, 6), (4, 3, 1, 5), (1, 2), (0, 2)),     # 1x5 kernel, non-square stride and padding
-    ((3, 2, 6, 9), (3, 2, 3, 3), (3, 1), (2, 0)),     # stride 3
-    ((1, 2, 4, 4), (1, 2, 4, 4), (1, 1), (0, 0)),     # kernel covers the whole input
+    ((1, 1, 5, 5), (2, 1, 3, 2), (2, 2), (1, 1)),  # batch 1, non-square kernel, stride 2
+    ((2, 3, 7, 6), (4, 3, 1, 5), (1, 2), (0, 2)),  # 1x5 kernel, non-square stride and padding
+    ((3, 2, 6, 9), (3, 2, 3, 3), (3, 1), (2, 0)),  # stride 3
+    ((1, 2, 4, 4), (1, 2, 4, 4), (1, 1), (0, 0)),  # kernel covers the whole input
 ]
 
 
@@ -151,19 +153,26 @@ def test_kernels_keep_float32(backend):
     x, w, b = (a.astype(np.float32) for a in _arrays((2, 3, 6, 5), (4, 3, 3, 2)))
     y = kernel("conv2d_forward")(x, w, b, (2, 1), (1, 0))
     assert y.dtype == np.float32 and y.flags.c_contiguous
-    np.testing.assert_allclose(y, naive_conv_forward(x.astype(np.float64), w.astype(np.float64),
-                                                     b.astype(np.float64), (2, 1), (1, 0)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        y,
+        naive_conv_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (2, 1), (1, 0)),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     grads = kernel("conv2d_backward")(np.ones_like(y), x, w, (2, 1), (1, 0))
     assert [g.dtype for g in grads] == [np.float32] * 3
     assert [g.shape for g in grads] == [x.shape, w.shape, b.shape]
 
 
 # ---- (2) gradient checks of the layer ------------------------------------------------------
-@pytest.mark.parametrize("xs, args", [
-    ((1, 2, 5, 4), dict(in_channels=2, out_channels=3, kernel_size=(3, 2), stride=2, padding=1)),
-    ((2, 3, 6, 7), dict(in_channels=3, out_channels=2, kernel_size=(1, 5), stride=(1, 2), padding=(0, 2))),
-    ((3, 1, 5, 5), dict(in_channels=1, out_channels=2, kernel_size=2, stride=3, padding=2, bias=False)),
-])
+@pytest.mark.parametrize(
+    "xs, args",
+    [
+        ((1, 2, 5, 4), dict(in_channels=2, out_channels=3, kernel_size=(3, 2), stride=2, padding=1)),
+        ((2, 3, 6, 7), dict(in_channels=3, out_channels=2, kernel_size=(1, 5), stride=(1, 2), padding=(0, 2))),
+        ((3, 1, 5, 5), dict(in_channels=1, out_channels=2, kernel_size=2, stride=3, padding=2, bias=False)),
+    ],
+)
 def test_conv2d_gradcheck(backend, xs, args):
     fastnet.seed(0)
     layer = Conv2D(**args, dtype=np.float64)
@@ -182,22 +191,31 @@ def test_wrong_channel_count_names_layer_expected_and_got():
 
 def test_kernel_larger_than_padded_input():
     layer = Conv2D(1, 1, (5, 3), padding=1)
-    with pytest.raises(ValueError, match=r"Conv2D: kernel \(5, 3\) is larger than the padded input \(4, 6\) "
-                                         r"\(input shape \(1, 1, 2, 4\), padding \(1, 1\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2D: kernel \(5, 3\) is larger than the padded input \(4, 6\) "
+        r"\(input shape \(1, 1, 2, 4\), padding \(1, 1\)\)",
+    ):
         layer.forward(np.zeros((1, 1, 2, 4), np.float32))
     with pytest.raises(ValueError, match=r"Conv2D: kernel \(5, 3\) is larger than the padded input"):
         layer.output_shape((1, 2, 4))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(kernel_size=0), r"Conv2D: kernel_size must be >= 1, got 0"),
-    (dict(kernel_size=(3, 2, 1)), r"Conv2D: kernel_size must be an int or a pair of ints \(h, w\), got \(3, 2, 1\)"),
-    (dict(kernel_size=3, stride=0), r"Conv2D: stride must be >= 1, got 0"),
-    (dict(kernel_size=3, padding=-1), r"Conv2D: padding must be >= 0, got -1"),
-    (dict(kernel_size=3, padding=1.5), r"Conv2D: padding must be an int or a pair"),
-    (dict(kernel_size=3, dtype=np.int32), r"Conv2D: dtype must be float32 or float64, got int32"),
-    (dict(kernel_size=3, init="zeros"), r"Conv2D: init must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kernel_size=0), r"Conv2D: kernel_size must be >= 1, got 0"),
+        (
+            dict(kernel_size=(3, 2, 1)),
+            r"Conv2D: kernel_size must be an int or a pair of ints \(h, w\), got \(3, 2, 1\)",
+        ),
+        (dict(kernel_size=3, stride=0), r"Conv2D: stride must be >= 1, got 0"),
+        (dict(kernel_size=3, padding=-1), r"Conv2D: padding must be >= 0, got -1"),
+        (dict(kernel_size=3, padding=1.5), r"Conv2D: padding must be an int or a pair"),
+        (dict(kernel_size=3, dtype=np.int32), r"Conv2D: dtype must be float32 or float64, got int32"),
+        (dict(kernel_size=3, init="zeros"), r"Conv2D: init must be one of"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Conv2D(2, 2, **kwargs)
@@ -286,14 +304,24 @@ def test_config_is_json_and_rebuilds_the_layer():
     layer = Conv2D(1, 6, 5, padding=2)
     config = layer.get_config()
     assert json.loads(json.dumps(config)) == config
-    assert config == {"in_channels": 1, "out_channels": 6, "kernel_size": 5, "stride": 1, "padding": 2,
-                      "bias": True, "init": "he", "dtype": "float32"}
+    assert config == {
+        "in_channels": 1,
+        "out_channels": 6,
+        "kernel_size": 5,
+        "stride": 1,
+        "padding": 2,
+        "bias": True,
+        "init": "he",
+        "dtype": "float32",
+    }
     odd = Conv2D(2, 3, (3, 1), stride=(1, 2), padding=(1, 0), bias=False, init="glorot", dtype=np.float64)
     again = Conv2D.from_config(json.loads(json.dumps(odd.get_config())))
     assert (again.kernel_size, again.stride, again.padding) == ((3, 1), (1, 2), (1, 0))
     assert again.get_config() == odd.get_config()
-    assert repr(layer) == ("Conv2D(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2, bias=True, "
-                           "init='he', dtype='float32')")
+    assert repr(layer) == (
+        "Conv2D(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2, bias=True, "
+        "init='he', dtype='float32')"
+    )
 
 
 # ---- (5) Conv2D + ReLU fusion ----------------------------------------------------------------
@@ -367,9 +395,17 @@ def test_model_fuses_conv_relu_only():
     from fastnet import layers as L
 
     fastnet.seed(0)
-    m = fastnet.Sequential([L.Conv2D(1, 4, 3, dtype=np.float64), L.ReLU(), L.MaxPool2D(2),
-                            L.Conv2D(4, 20, 3, padding=1, dtype=np.float64), L.Sigmoid(), L.Flatten(),
-                            L.Dense(20 * 3 * 3, 3, dtype=np.float64)])
+    m = fastnet.Sequential(
+        [
+            L.Conv2D(1, 4, 3, dtype=np.float64),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            L.Conv2D(4, 20, 3, padding=1, dtype=np.float64),
+            L.Sigmoid(),
+            L.Flatten(),
+            L.Dense(20 * 3 * 3, 3, dtype=np.float64),
+        ]
+    )
     x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
     y = np.array([0, 1, 2, 1, 0])
     plain = m.forward(x, training=False)

@@ -1,4 +1,5 @@
 """Dense: gradient checks (linear, every fused activation, no bias), fusion, errors, config."""
+
 import json
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_gradcheck_no_bias_large_uses_directions(backend, rng):
     assert set(res.errors) == {"x", "weight"} and res.modes["weight"] == "8 directions"
 
 
-@pytest.mark.parametrize("act_layer", [L.ReLU(), L.LeakyReLU(0.3), L.Sigmoid(), L.Tanh(), L.GELU()],
-                         ids=lambda a: type(a).__name__)
+@pytest.mark.parametrize(
+    "act_layer", [L.ReLU(), L.LeakyReLU(0.3), L.Sigmoid(), L.Tanh(), L.GELU()], ids=lambda a: type(a).__name__
+)
 def test_fuse_equals_dense_then_activation(backend, act_layer, rng):
     fastnet.seed(3)
     plain = L.Dense(6, 4, dtype=np.float64)
@@ -105,8 +107,15 @@ def test_config_round_trip_and_repr():
     cfg = json.loads(json.dumps(layer.get_config()))
     again = L.Dense.from_config(cfg)
     assert again.get_config() == layer.get_config()
-    assert cfg == {"in_features": 5, "out_features": 3, "bias": False, "init": "glorot",
-                   "activation": "leaky_relu", "alpha": 0.05, "dtype": "float64"}
+    assert cfg == {
+        "in_features": 5,
+        "out_features": 3,
+        "bias": False,
+        "init": "glorot",
+        "activation": "leaky_relu",
+        "alpha": 0.05,
+        "dtype": "float64",
+    }
     assert repr(layer).startswith("Dense(in_features=5, out_features=3, bias=False")
     assert layer.output_shape((5,)) == (3,)
     assert layer.num_params() == 15

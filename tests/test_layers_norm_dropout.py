@@ -1,4 +1,5 @@
 """BatchNorm1d/2d and Dropout: gradient checks, train/eval behaviour, running statistics, seeding, errors."""
+
 import json
 
 import numpy as np
@@ -52,8 +53,9 @@ def test_batchnorm1d_eval_uses_running_stats(backend, rng):
     x = rng.standard_normal((3, 4))
     before = layer.state_dict()
     y_eval = layer.eval().forward(x)
-    expect = ((x - x_train.mean(axis=0)) / np.sqrt(x_train.var(axis=0, ddof=1) + 1e-5)
-              * layer.params["weight"] + layer.params["bias"])
+    expect = (x - x_train.mean(axis=0)) / np.sqrt(x_train.var(axis=0, ddof=1) + 1e-5) * layer.params[
+        "weight"
+    ] + layer.params["bias"]
     np.testing.assert_allclose(y_eval, expect, rtol=1e-12)
     for k, v in before.items():  # eval changes no statistics
         np.testing.assert_array_equal(layer.state_dict()[k], v)
@@ -90,10 +92,15 @@ def test_batchnorm_errors():
         L.BatchNorm2d(3).forward(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"BatchNorm1d: expected a \(N, C\) or \(N, C, L\) input, got shape \(2,\)"):
         L.BatchNorm1d(3).forward(np.zeros(2, np.float32))
-    with pytest.raises(ValueError, match=r"BatchNorm1d: training needs more than 1 value per channel, "
-                                         r"got input shape \(1, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm1d: training needs more than 1 value per channel, "
+        r"got input shape \(1, 3\)",
+    ):
         L.BatchNorm1d(3).forward(np.zeros((1, 3), np.float32), training=True)
-    with pytest.raises(ValueError, match=r"BatchNorm1d: expected input dtype float32 \(the layer's dtype\), got float64"):
+    with pytest.raises(
+        ValueError, match=r"BatchNorm1d: expected input dtype float32 \(the layer's dtype\), got float64"
+    ):
         L.BatchNorm1d(3).forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"BatchNorm1d: momentum must be a float in \[0, 1\], got 1.5"):
         L.BatchNorm1d(3, momentum=1.5)

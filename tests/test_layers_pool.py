@@ -1,4 +1,5 @@
 """Pooling layers and kernels: reference vs naive loops, ties, gradients, errors, dtypes."""
+
 import json
 
 import numpy as np
@@ -95,7 +96,7 @@ EXPLICIT = [  # x shape, kernel, stride, padding
     ((2, 3, 7, 6), (1, 5), (1, 2), (0, 2)),
     ((3, 2, 6, 9), (3, 3), (3, 1), (1, 0)),
     ((1, 2, 4, 4), (2, 2), (2, 2), (0, 0)),
-    ((2, 1, 5, 7), (2, 3), (1, 1), (1, 1)),   # overlapping windows
+    ((2, 1, 5, 7), (2, 3), (1, 1), (1, 1)),  # overlapping windows
 ]
 
 
@@ -111,11 +112,13 @@ def test_reference_pooling_matches_loops(case):
     np.testing.assert_array_equal(arg, want_arg)
     assert arg.dtype == np.int64
     dy = np.random.default_rng(1).standard_normal(y.shape)
-    np.testing.assert_allclose(ref.maxpool2d_backward(dy, arg, xs), naive_maxpool_backward(dy, arg, xs),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        ref.maxpool2d_backward(dy, arg, xs), naive_maxpool_backward(dy, arg, xs), rtol=1e-12, atol=1e-14
+    )
     np.testing.assert_allclose(ref.avgpool2d_forward(x, k, s, p), naive_avgpool(x, k, s, p), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(ref.avgpool2d_backward(dy, xs, k, s, p), naive_avgpool_backward(dy, xs, k, s, p),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        ref.avgpool2d_backward(dy, xs, k, s, p), naive_avgpool_backward(dy, xs, k, s, p), rtol=1e-12, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("xs, k, s, p", EXPLICIT)
@@ -127,12 +130,15 @@ def test_kernels_match_loops_on_explicit_cases(backend, xs, k, s, p, ties):
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(arg, want_arg)
     dy = np.random.default_rng(3).standard_normal(y.shape)
-    np.testing.assert_allclose(kernel("maxpool2d_backward")(dy, arg, xs), naive_maxpool_backward(dy, arg, xs),
-                               rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(kernel("avgpool2d_forward")(x, k, s, p), naive_avgpool(x, k, s, p),
-                               rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(kernel("avgpool2d_backward")(dy, xs, k, s, p), naive_avgpool_backward(dy, xs, k, s, p),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        kernel("maxpool2d_backward")(dy, arg, xs), naive_maxpool_backward(dy, arg, xs), rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        kernel("avgpool2d_forward")(x, k, s, p), naive_avgpool(x, k, s, p), rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        kernel("avgpool2d_backward")(dy, xs, k, s, p), naive_avgpool_backward(dy, xs, k, s, p), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_global_avgpool_kernels(backend):
@@ -195,12 +201,15 @@ def _distinct(shape, seed):
 
 
 @pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
-@pytest.mark.parametrize("xs, args", [
-    ((1, 2, 5, 4), dict(kernel_size=(3, 2), stride=2, padding=1)),
-    ((2, 3, 6, 7), dict(kernel_size=(1, 5), stride=(1, 2), padding=(0, 2))),
-    ((3, 1, 5, 5), dict(kernel_size=2, stride=1)),            # overlapping windows
-    ((2, 2, 4, 6), dict(kernel_size=2)),                      # stride defaults to the kernel
-])
+@pytest.mark.parametrize(
+    "xs, args",
+    [
+        ((1, 2, 5, 4), dict(kernel_size=(3, 2), stride=2, padding=1)),
+        ((2, 3, 6, 7), dict(kernel_size=(1, 5), stride=(1, 2), padding=(0, 2))),
+        ((3, 1, 5, 5), dict(kernel_size=2, stride=1)),  # overlapping windows
+        ((2, 2, 4, 6), dict(kernel_size=2)),  # stride defaults to the kernel
+    ],
+)
 def test_pool_gradcheck(backend, cls, xs, args):
     result = check_layer(cls(**args), _distinct(xs, seed=6))
     result.assert_ok()
@@ -234,8 +243,11 @@ def test_pool_argument_errors(cls):
 def test_pool_input_errors(cls):
     name = cls.__name__
     layer = cls((4, 2), padding=(1, 0))
-    with pytest.raises(ValueError, match=rf"{name}: kernel \(4, 2\) is larger than the padded input \(3, 5\) "
-                                         rf"\(input shape \(2, 3, 1, 5\), padding \(1, 0\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: kernel \(4, 2\) is larger than the padded input \(3, 5\) "
+        rf"\(input shape \(2, 3, 1, 5\), padding \(1, 0\)\)",
+    ):
         layer.forward(np.zeros((2, 3, 1, 5), np.float32))
     with pytest.raises(ValueError, match=rf"{name}: kernel \(4, 2\) is larger than the padded input"):
         layer.output_shape((3, 1, 5))
@@ -246,16 +258,22 @@ def test_pool_input_errors(cls):
     with pytest.raises(RuntimeError, match=rf"{name}.backward called before forward"):
         layer.backward(np.zeros((1, 1, 2, 4), np.float32))
     layer.forward(np.zeros((1, 1, 8, 8), np.float32))
-    with pytest.raises(ValueError, match=rf"{name}.backward: expected dout of shape \(1, 1, 2, 4\), got \(1, 1, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=rf"{name}.backward: expected dout of shape \(1, 1, 2, 4\), got \(1, 1, 4, 4\)"
+    ):
         layer.backward(np.zeros((1, 1, 4, 4), np.float32))
 
 
 def test_global_avgpool_errors():
     layer = GlobalAvgPool2D()
-    with pytest.raises(ValueError, match=r"GlobalAvgPool2D: expected a 4-d input \(N, \?, \?, \?\), got shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"GlobalAvgPool2D: expected a 4-d input \(N, \?, \?, \?\), got shape \(2, 3\)"
+    ):
         layer.forward(np.zeros((2, 3), np.float32))
     layer.forward(np.zeros((2, 3, 4, 4), np.float32))
-    with pytest.raises(ValueError, match=r"GlobalAvgPool2D.backward: expected dout of shape \(2, 3\), got \(2, 3, 1, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"GlobalAvgPool2D.backward: expected dout of shape \(2, 3\), got \(2, 3, 1, 1\)"
+    ):
         layer.backward(np.zeros((2, 3, 1, 1), np.float32))
     with pytest.raises(ValueError, match=r"GlobalAvgPool2D: expected a sample shape \(C, H, W\), got \(3,\)"):
         layer.output_shape((3,))
@@ -263,8 +281,9 @@ def test_global_avgpool_errors():
 
 # ---- (4) dtype, shapes, state, config -----------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layer", [MaxPool2D(3, stride=2, padding=1), AvgPool2D((2, 3), stride=(1, 2)),
-                                   GlobalAvgPool2D()], ids=repr)
+@pytest.mark.parametrize(
+    "layer", [MaxPool2D(3, stride=2, padding=1), AvgPool2D((2, 3), stride=(1, 2)), GlobalAvgPool2D()], ids=repr
+)
 def test_layers_preserve_dtype_and_shapes(backend, layer, dtype):
     x = np.random.default_rng(8).standard_normal((2, 3, 7, 8)).astype(dtype)
     y = layer.forward(x)
@@ -277,10 +296,12 @@ def test_layers_preserve_dtype_and_shapes(backend, layer, dtype):
 
 def test_layer_outputs_match_loops():
     x = _input((2, 3, 7, 8), ties=True, seed=9)
-    np.testing.assert_array_equal(MaxPool2D(3, stride=2, padding=1).forward(x), naive_maxpool(x, (3, 3), (2, 2),
-                                                                                              (1, 1))[0])
-    np.testing.assert_allclose(AvgPool2D((2, 3), stride=(1, 2)).forward(x), naive_avgpool(x, (2, 3), (1, 2), (0, 0)),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(
+        MaxPool2D(3, stride=2, padding=1).forward(x), naive_maxpool(x, (3, 3), (2, 2), (1, 1))[0]
+    )
+    np.testing.assert_allclose(
+        AvgPool2D((2, 3), stride=(1, 2)).forward(x), naive_avgpool(x, (2, 3), (1, 2), (0, 0)), rtol=1e-12, atol=1e-14
+    )
     np.testing.assert_allclose(GlobalAvgPool2D().forward(x), x.mean(axis=(2, 3)), rtol=1e-12)
 
 

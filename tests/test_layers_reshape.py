@@ -1,4 +1,5 @@
 """Flatten and Reshape: shapes, gradient checks, errors, config."""
+
 import json
 
 import numpy as np
@@ -20,8 +21,11 @@ def test_flatten(backend, shape, rng):
     check_layer(L.Flatten(), x).assert_ok()
 
 
-@pytest.mark.parametrize("target,shape,expect", [((5, -1), (2, 3, 5), (5, 3)), ((-1,), (1, 2, 3, 4), (24,)),
-                                                 ((2, 3), (3, 6), (2, 3)), (4, (2, 2, 2), (4,))], ids=str)
+@pytest.mark.parametrize(
+    "target,shape,expect",
+    [((5, -1), (2, 3, 5), (5, 3)), ((-1,), (1, 2, 3, 4), (24,)), ((2, 3), (3, 6), (2, 3)), (4, (2, 2, 2), (4,))],
+    ids=str,
+)
 def test_reshape(backend, target, shape, expect, rng):
     x = rng.standard_normal(shape)
     layer = L.Reshape(target)
@@ -32,16 +36,27 @@ def test_reshape(backend, target, shape, expect, rng):
 
 
 def test_errors_and_config():
-    with pytest.raises(ValueError, match=r"Flatten: expected an input with a batch axis and at least one more, "
-                                         r"\(N, \.\.\.\), got shape \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Flatten: expected an input with a batch axis and at least one more, "
+        r"\(N, \.\.\.\), got shape \(4,\)",
+    ):
         L.Flatten().forward(np.zeros(4))
-    with pytest.raises(ValueError, match=r"Reshape: cannot reshape a sample of shape \(3, 5\) \(15 elements\) "
-                                         r"to \(4, 4\) \(16 elements\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Reshape: cannot reshape a sample of shape \(3, 5\) \(15 elements\) "
+        r"to \(4, 4\) \(16 elements\)",
+    ):
         L.Reshape((4, 4)).forward(np.zeros((2, 3, 5)))
-    with pytest.raises(ValueError, match=r"Reshape: cannot reshape a sample of shape \(7,\) \(7 elements\) to \(2, -1\)"):
+    with pytest.raises(
+        ValueError, match=r"Reshape: cannot reshape a sample of shape \(7,\) \(7 elements\) to \(2, -1\)"
+    ):
         L.Reshape((2, -1)).forward(np.zeros((2, 7)))
-    with pytest.raises(ValueError, match=r"Reshape: shape must be a non-empty tuple of positive ints with at most "
-                                         r"one -1, got \(-1, -1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Reshape: shape must be a non-empty tuple of positive ints with at most "
+        r"one -1, got \(-1, -1\)",
+    ):
         L.Reshape((-1, -1))
     with pytest.raises(ValueError, match=r"Reshape: shape must be .*, got \(\)"):
         L.Reshape(())

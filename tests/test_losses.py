@@ -1,5 +1,6 @@
 """Losses: values against formulas written here, float64 gradient checks of every loss and
 reduction, integer vs one-hot targets, label smoothing, stability, errors, config."""
+
 import json
 
 import numpy as np
@@ -121,11 +122,18 @@ def test_gradcheck_single_column_binary(backend, rng):
 
 
 # ---- targets ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: losses.MSE(), lambda: losses.MSE(reduction="batchmean", half=True), lambda: losses.QuadraticLoss(),
-    lambda: losses.BinaryCrossEntropy(), lambda: losses.BinaryCrossEntropy(from_logits=True),
-    lambda: losses.SoftmaxCrossEntropy(), lambda: losses.SoftmaxCrossEntropy(label_smoothing=0.1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: losses.MSE(),
+        lambda: losses.MSE(reduction="batchmean", half=True),
+        lambda: losses.QuadraticLoss(),
+        lambda: losses.BinaryCrossEntropy(),
+        lambda: losses.BinaryCrossEntropy(from_logits=True),
+        lambda: losses.SoftmaxCrossEntropy(),
+        lambda: losses.SoftmaxCrossEntropy(label_smoothing=0.1),
+    ],
+)
 def test_integer_ids_equal_one_hot(backend, rng, make):
     pred = rng.uniform(0.05, 0.95, (6, 5))
     ids = rng.integers(0, 5, 6)
@@ -213,8 +221,11 @@ def test_wrong_target_shape():
         losses.SoftmaxCrossEntropy().forward(pred, np.zeros((3, 5)))
     with pytest.raises(ValueError, match=r"MSE: expected a target with 3 rows .* got target shape \(4, 4\)"):
         losses.MSE().forward(pred, np.zeros((4, 4)))
-    with pytest.raises(ValueError, match=r"MSE: expected target of shape \(3,\) with integer class ids or of pred's "
-                                         r"shape \(3, 4\), got \(3,\) \(float64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MSE: expected target of shape \(3,\) with integer class ids or of pred's "
+        r"shape \(3, 4\), got \(3,\) \(float64\)",
+    ):
         losses.MSE().forward(pred, np.zeros(3))
     with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: expected logits of shape \(N, C\), got \(3, 4, 1\)"):
         losses.SoftmaxCrossEntropy().forward(np.zeros((3, 4, 1)), np.zeros(3, dtype=int))
@@ -261,8 +272,12 @@ def test_get_and_config_round_trip():
     assert isinstance(losses.get("quadratic"), losses.QuadraticLoss)
     obj = losses.SoftmaxCrossEntropy(label_smoothing=0.1, reduction="sum")
     assert losses.get(obj) is obj
-    for loss in (obj, losses.MSE("batchmean", half=True), losses.BinaryCrossEntropy(True, 1e-6, "sum"),
-                 losses.QuadraticLoss(lab_lr=False)):
+    for loss in (
+        obj,
+        losses.MSE("batchmean", half=True),
+        losses.BinaryCrossEntropy(True, 1e-6, "sum"),
+        losses.QuadraticLoss(lab_lr=False),
+    ):
         cfg = json.loads(json.dumps(loss.get_config()))
         again = losses.from_config(cfg)
         assert type(again) is type(loss) and again.get_config() == loss.get_config()
@@ -279,9 +294,12 @@ def test_loss_kernels_fast_equals_reference(rng, dtype, rtol):
     soft = rng.random((9, 7)).astype(dtype)
     probs = rng.uniform(0.01, 0.99, (9, 7)).astype(dtype)
     calls = [
-        ("softmax_cross_entropy", (logits, ids, 0.0)), ("softmax_cross_entropy", (logits, ids, 0.1)),
-        ("softmax_cross_entropy", (logits, soft, 0.1)), ("sigmoid_bce_with_logits", (logits, soft)),
-        ("bce_on_probs", (probs, soft, 1e-7)), ("mse", (logits, soft)),
+        ("softmax_cross_entropy", (logits, ids, 0.0)),
+        ("softmax_cross_entropy", (logits, ids, 0.1)),
+        ("softmax_cross_entropy", (logits, soft, 0.1)),
+        ("sigmoid_bce_with_logits", (logits, soft)),
+        ("bce_on_probs", (probs, soft, 1e-7)),
+        ("mse", (logits, soft)),
     ]
     for name, args in calls:
         ref_loss, ref_grad = kernel(name, "numpy")(*args)

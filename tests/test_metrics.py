@@ -1,14 +1,19 @@
 """Metrics on small hand-made cases."""
+
 import numpy as np
 import pytest
 
 from fastnet import metrics
 
-PRED = np.array([[0.1, 0.7, 0.2],    # predicts 1
-                 [0.5, 0.3, 0.2],    # predicts 0
-                 [0.2, 0.3, 0.5],    # predicts 2
-                 [0.3, 0.4, 0.3]])   # predicts 1
-IDS = np.array([1, 2, 2, 0])         # rows 0 and 2 right
+PRED = np.array(
+    [
+        [0.1, 0.7, 0.2],  # predicts 1
+        [0.5, 0.3, 0.2],  # predicts 0
+        [0.2, 0.3, 0.5],  # predicts 2
+        [0.3, 0.4, 0.3],
+    ]
+)  # predicts 1
+IDS = np.array([1, 2, 2, 0])  # rows 0 and 2 right
 
 
 def test_accuracy_ids_and_one_hot():
@@ -28,7 +33,7 @@ def test_accuracy_binary_column():
 def test_top_k():
     # target scores: row0 0.7 (rank 1), row1 0.2 (rank 3), row2 0.5 (rank 1), row3 0.3 (ties for 2nd)
     assert metrics.top_k_accuracy(PRED, IDS, k=1) == 0.5
-    assert metrics.top_k_accuracy(PRED, IDS, k=2) == 0.75   # the tie in row 3 counts
+    assert metrics.top_k_accuracy(PRED, IDS, k=2) == 0.75  # the tie in row 3 counts
     assert metrics.top_k_accuracy(PRED, IDS, k=3) == 1.0
     assert metrics.top_k_accuracy(PRED, np.eye(3)[IDS], k=2) == 0.75
 
@@ -44,13 +49,16 @@ def test_get():
 
     def my_metric(p, t):
         return 1.0
+
     assert metrics.get(my_metric) is my_metric and my_metric.name == "my_metric"
 
 
 def test_errors():
     with pytest.raises(ValueError, match=r"accuracy: label 3 out of range \[0, 3\)"):
         metrics.accuracy(PRED, np.array([0, 1, 3, 0]))
-    with pytest.raises(ValueError, match=r"accuracy: expected a target with 4 rows \(pred shape \(4, 3\)\), got target shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"accuracy: expected a target with 4 rows \(pred shape \(4, 3\)\), got target shape \(3,\)"
+    ):
         metrics.accuracy(PRED, IDS[:3])
     with pytest.raises(ValueError, match=r"accuracy: expected integer class ids, got non-integer values"):
         metrics.accuracy(PRED, np.array([0.5, 1, 2, 0]))

@@ -1,4 +1,5 @@
 """Sequential: structure, state, summary, compile, fit/evaluate/predict/train_on_batch and input checks."""
+
 import numpy as np
 import pytest
 
@@ -70,13 +71,21 @@ def test_backward_without_input_grad_gives_the_same_grads(backend, first, rng):
     """Training skips the input gradient: layers before the first one with parameters do not run,
     and that one skips its dx GEMM; every parameter gradient is unchanged."""
     with fn.use_backend(backend):
+
         def build(head=L.Flatten):
             fn.seed(3)
             if first == "dense":
-                return fn.Sequential([head(), L.Dense(12, 7, dtype=np.float64), L.ReLU(),
-                                      L.Dense(7, 3, dtype=np.float64)])
-            return fn.Sequential([L.Conv2D(1, 4, (3, 2), stride=(2, 1), padding=1, dtype=np.float64), L.ReLU(),
-                                  L.Flatten(), L.Dense(4 * 2 * 5, 3, dtype=np.float64)])
+                return fn.Sequential(
+                    [head(), L.Dense(12, 7, dtype=np.float64), L.ReLU(), L.Dense(7, 3, dtype=np.float64)]
+                )
+            return fn.Sequential(
+                [
+                    L.Conv2D(1, 4, (3, 2), stride=(2, 1), padding=1, dtype=np.float64),
+                    L.ReLU(),
+                    L.Flatten(),
+                    L.Dense(4 * 2 * 5, 3, dtype=np.float64),
+                ]
+            )
 
         x = rng.standard_normal((5, 12) if first == "dense" else (5, 1, 4, 4))
         dout = rng.standard_normal((5, 3))
@@ -121,8 +130,11 @@ def test_load_state_dict_in_place_and_errors():
     sd.pop("2.bias")
     sd["9.weight"] = np.zeros(3)
     sd["0.weight"] = np.zeros((5, 8))
-    with pytest.raises(ValueError, match=r"missing keys \['2.bias'\].*unexpected keys \['9.weight'\].*"
-                                         r"0.weight: model \(6, 8\), state \(5, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \['2.bias'\].*unexpected keys \['9.weight'\].*"
+        r"0.weight: model \(6, 8\), state \(5, 8\)",
+    ):
         b.load_state_dict(sd)
     sd["0.weight"] = np.zeros((6, 8))
     b.load_state_dict(sd, strict=False)  # missing/unexpected tolerated, matching keys loaded
@@ -283,7 +295,7 @@ def test_shuffle_false_equals_manual_train_on_batch():
     a.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     for _ in range(2):
         for s in range(0, 30, 8):
-            b.train_on_batch(x[s:s + 8], y[s:s + 8])
+            b.train_on_batch(x[s : s + 8], y[s : s + 8])
     for pa, pb in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(pa, pb)
 
@@ -379,12 +391,18 @@ def test_uint8_input_converted_to_model_dtype():
         assert m.train_on_batch(xu[:8], y[:8]) > 0
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.array([["a"] * 6] * 4), "fit: x must be numeric"),
-    (np.full((4, 6), np.nan, np.float32), r"fit: x contains NaN or inf \(first at index \(0, 0\)"),
-    (np.ones((4, 5), np.float32), r"fit: input of sample shape \(5,\) does not fit the model: Dense.*\(N, 6\).*\(1, 5\)"),
-    (np.ones((4, 2, 3), np.float32), r"fit: input of sample shape \(2, 3\).*Dense"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([["a"] * 6] * 4), "fit: x must be numeric"),
+        (np.full((4, 6), np.nan, np.float32), r"fit: x contains NaN or inf \(first at index \(0, 0\)"),
+        (
+            np.ones((4, 5), np.float32),
+            r"fit: input of sample shape \(5,\) does not fit the model: Dense.*\(N, 6\).*\(1, 5\)",
+        ),
+        (np.ones((4, 2, 3), np.float32), r"fit: input of sample shape \(2, 3\).*Dense"),
+    ],
+)
 def test_bad_x(bad, match):
     m = compiled()
     with pytest.raises(ValueError, match=match):
@@ -433,6 +451,7 @@ def test_bad_fit_arguments():
 # ---- non-finite loss ----------------------------------------------------------------------------
 class PoisonableSCE(losses.SoftmaxCrossEntropy):
     """Softmax-CE that reports NaN while ``poison`` is set (simulates a diverging step)."""
+
     poison = False
 
     def forward(self, pred, target):
@@ -459,8 +478,11 @@ def test_nan_loss_stops_fit_with_last_good_weights():
     m = mlp()
     m.compile(optimizer=optim.SGD(lr=0.1), loss=PoisonableSCE())
     cb = PoisonAt(2)
-    with pytest.raises(fn.NonFiniteLossError, match=r"fit: epoch 1, batch 3: the loss became nan; the update was "
-                                                    r"skipped.*learning rate is too high \(lr=0.1\)"):
+    with pytest.raises(
+        fn.NonFiniteLossError,
+        match=r"fit: epoch 1, batch 3: the loss became nan; the update was "
+        r"skipped.*learning rate is too high \(lr=0.1\)",
+    ):
         m.fit(x, y, epochs=2, batch_size=16, callbacks=[cb], verbose=0)
     assert issubclass(fn.NonFiniteLossError, FloatingPointError)
     last_good = cb.snapshots[1]  # after batch 2, the last finite step

@@ -1,5 +1,6 @@
 """Optimizers against steps computed by hand (formulas written out here, no kernel calls),
 lr multipliers, state save/restore, per-parameter state, errors and config."""
+
 import io
 import json
 
@@ -37,6 +38,7 @@ def by_hand(update, steps=3):
 def test_sgd_plain(backend):
     def update(p, g, s, t):
         return p - 0.1 * g
+
     np.testing.assert_allclose(run(optim.SGD(lr=0.1)), by_hand(update), rtol=1e-12, atol=1e-14)
 
 
@@ -44,6 +46,7 @@ def test_sgd_momentum(backend):
     def update(p, g, s, t):
         s["buf"] = 0.9 * s.get("buf", 0.0) + g  # PyTorch: the first buf is g
         return p - 0.1 * s["buf"]
+
     np.testing.assert_allclose(run(optim.SGD(lr=0.1, momentum=0.9)), by_hand(update), rtol=1e-12, atol=1e-14)
 
 
@@ -52,6 +55,7 @@ def test_sgd_nesterov_weight_decay(backend):
         d = g + 0.01 * p
         s["buf"] = 0.8 * s.get("buf", 0.0) + d
         return p - 0.05 * (d + 0.8 * s["buf"])
+
     opt = optim.SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01)
     np.testing.assert_allclose(run(opt), by_hand(update), rtol=1e-12, atol=1e-14)
 
@@ -60,6 +64,7 @@ def test_adagrad(backend):
     def update(p, g, s, t):
         s["acc"] = s.get("acc", 0.0) + g * g
         return p - 0.5 * g / (np.sqrt(s["acc"]) + 1e-10)
+
     np.testing.assert_allclose(run(optim.AdaGrad(lr=0.5)), by_hand(update), rtol=1e-12, atol=1e-14)
 
 
@@ -68,6 +73,7 @@ def test_rmsprop(backend):
         d = g + 0.1 * p
         s["sq"] = 0.9 * s.get("sq", 0.0) + 0.1 * d * d
         return p - 0.01 * d / (np.sqrt(s["sq"]) + 1e-7)
+
     np.testing.assert_allclose(run(optim.RMSprop(lr=0.01, weight_decay=0.1)), by_hand(update), rtol=1e-12, atol=1e-14)
 
 
@@ -75,9 +81,10 @@ def test_adam(backend):
     def update(p, g, s, t):
         s["m"] = 0.9 * s.get("m", 0.0) + 0.1 * g
         s["v"] = 0.999 * s.get("v", 0.0) + 0.001 * g * g
-        m_hat = s["m"] / (1 - 0.9 ** t)
-        v_hat = s["v"] / (1 - 0.999 ** t)
+        m_hat = s["m"] / (1 - 0.9**t)
+        v_hat = s["v"] / (1 - 0.999**t)
         return p - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)
+
     np.testing.assert_allclose(run(optim.Adam(lr=0.1)), by_hand(update), rtol=1e-12, atol=1e-14)
     # first Adam step moves every coordinate by ~lr regardless of the gradient's scale
     np.testing.assert_allclose(run(optim.Adam(lr=0.1), steps=1), P0 - 0.1 * np.sign(grad(P0)), rtol=1e-7)
@@ -88,7 +95,8 @@ def test_adam_l2_weight_decay_is_coupled(backend):
         d = g + 0.2 * p
         s["m"] = 0.5 * s.get("m", 0.0) + 0.5 * d
         s["v"] = 0.9 * s.get("v", 0.0) + 0.1 * d * d
-        return p - 0.1 * (s["m"] / (1 - 0.5 ** t)) / (np.sqrt(s["v"] / (1 - 0.9 ** t)) + 1e-6)
+        return p - 0.1 * (s["m"] / (1 - 0.5**t)) / (np.sqrt(s["v"] / (1 - 0.9**t)) + 1e-6)
+
     opt = optim.Adam(lr=0.1, beta1=0.5, beta2=0.9, eps=1e-6, weight_decay=0.2)
     np.testing.assert_allclose(run(opt), by_hand(update), rtol=1e-12, atol=1e-14)
 
@@ -98,13 +106,22 @@ def test_adamw_decoupled(backend):
         p = p * (1 - 0.1 * 0.05)  # decay first, on the parameter, outside the moments
         s["m"] = 0.9 * s.get("m", 0.0) + 0.1 * g
         s["v"] = 0.999 * s.get("v", 0.0) + 0.001 * g * g
-        return p - 0.1 * (s["m"] / (1 - 0.9 ** t)) / (np.sqrt(s["v"] / (1 - 0.999 ** t)) + 1e-8)
+        return p - 0.1 * (s["m"] / (1 - 0.9**t)) / (np.sqrt(s["v"] / (1 - 0.999**t)) + 1e-8)
+
     np.testing.assert_allclose(run(optim.AdamW(lr=0.1, weight_decay=0.05)), by_hand(update), rtol=1e-12, atol=1e-14)
     assert optim.AdamW().weight_decay == 0.01
 
 
-@pytest.mark.parametrize("make", [lambda: optim.SGD(0.1, momentum=0.9), lambda: optim.Adam(0.01),
-                                  lambda: optim.RMSprop(), lambda: optim.AdaGrad(), lambda: optim.AdamW()])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optim.SGD(0.1, momentum=0.9),
+        lambda: optim.Adam(0.01),
+        lambda: optim.RMSprop(),
+        lambda: optim.AdaGrad(),
+        lambda: optim.AdamW(),
+    ],
+)
 def test_float32_in_place(backend, make):
     p = P0.astype(np.float32)
     before = p.copy()
@@ -115,8 +132,15 @@ def test_float32_in_place(backend, make):
 
 
 # ---- lr_mult, lr setter, iterations ---------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda lr: optim.SGD(lr, momentum=0.5), lambda lr: optim.RMSprop(lr),
-                                  lambda lr: optim.Adam(lr), lambda lr: optim.AdaGrad(lr)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lr: optim.SGD(lr, momentum=0.5),
+        lambda lr: optim.RMSprop(lr),
+        lambda lr: optim.Adam(lr),
+        lambda lr: optim.AdaGrad(lr),
+    ],
+)
 def test_lr_mult_scales_the_learning_rate(backend, make):
     np.testing.assert_allclose(run(make(0.1), lr_mult=0.25), run(make(0.025)), rtol=1e-12)
     np.testing.assert_array_equal(run(make(0.1), lr_mult=0.0), P0)  # a frozen layer does not move
@@ -156,9 +180,17 @@ def test_adam_bias_correction_is_per_parameter(backend):
 
 
 # ---- state_dict ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: optim.SGD(0.05, momentum=0.9, nesterov=True), lambda: optim.SGD(0.05),
-                                  lambda: optim.AdaGrad(0.1), lambda: optim.RMSprop(0.01),
-                                  lambda: optim.Adam(0.05), lambda: optim.AdamW(0.05)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optim.SGD(0.05, momentum=0.9, nesterov=True),
+        lambda: optim.SGD(0.05),
+        lambda: optim.AdaGrad(0.1),
+        lambda: optim.RMSprop(0.01),
+        lambda: optim.Adam(0.05),
+        lambda: optim.AdamW(0.05),
+    ],
+)
 def test_state_dict_round_trip_gives_identical_steps(backend, make):
     opt = make()
     p = run(opt, steps=2)
@@ -194,7 +226,9 @@ def test_load_state_dict_errors():
         optim.Adam().load_state_dict({"iterations": np.array(1), "momentum/w": np.zeros(3)})
     with pytest.raises(ValueError, match=r"Adam.load_state_dict: parameter 'w' lacks state \['v'\]"):
         optim.Adam().load_state_dict({"iterations": np.array(1), "m/w": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"Adam.load_state_dict: expected a dict from state_dict\(\) with 'iterations'"):
+    with pytest.raises(
+        ValueError, match=r"Adam.load_state_dict: expected a dict from state_dict\(\) with 'iterations'"
+    ):
         optim.Adam().load_state_dict({})
     opt = optim.Adam().load_state_dict({"iterations": np.array(1), "m/w": np.zeros(2), "v/w": np.zeros(2)})
     with pytest.raises(ValueError, match=r"Adam: state m/w has shape \(2,\) but the parameter has shape \(3,\)"):
@@ -202,21 +236,24 @@ def test_load_state_dict_errors():
 
 
 # ---- errors ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make,match", [
-    (lambda: optim.SGD(lr=-0.1), r"SGD: lr must be in \[0, inf\), got -0.1"),
-    (lambda: optim.SGD(lr="fast"), r"SGD: lr must be a number, got 'fast'"),
-    (lambda: optim.SGD(lr=float("nan")), r"SGD: lr must be in \[0, inf\), got nan"),
-    (lambda: optim.SGD(momentum=1.0), r"SGD: momentum must be in \[0, 1\), got 1.0"),
-    (lambda: optim.SGD(momentum=-0.5), r"SGD: momentum must be in \[0, 1\), got -0.5"),
-    (lambda: optim.SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
-    (lambda: optim.SGD(weight_decay=-1), r"SGD: weight_decay must be in \[0, inf\), got -1"),
-    (lambda: optim.AdaGrad(eps=0), r"AdaGrad: eps must be in \(0, inf\), got 0"),
-    (lambda: optim.RMSprop(rho=1.0), r"RMSprop: rho must be in \[0, 1\), got 1.0"),
-    (lambda: optim.RMSprop(eps=-1e-8), r"RMSprop: eps must be in \(0, inf\)"),
-    (lambda: optim.Adam(beta1=1.0), r"Adam: beta1 must be in \[0, 1\), got 1.0"),
-    (lambda: optim.Adam(beta2=-0.1), r"Adam: beta2 must be in \[0, 1\), got -0.1"),
-    (lambda: optim.AdamW(eps=0.0), r"AdamW: eps must be in \(0, inf\), got 0.0"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: optim.SGD(lr=-0.1), r"SGD: lr must be in \[0, inf\), got -0.1"),
+        (lambda: optim.SGD(lr="fast"), r"SGD: lr must be a number, got 'fast'"),
+        (lambda: optim.SGD(lr=float("nan")), r"SGD: lr must be in \[0, inf\), got nan"),
+        (lambda: optim.SGD(momentum=1.0), r"SGD: momentum must be in \[0, 1\), got 1.0"),
+        (lambda: optim.SGD(momentum=-0.5), r"SGD: momentum must be in \[0, 1\), got -0.5"),
+        (lambda: optim.SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
+        (lambda: optim.SGD(weight_decay=-1), r"SGD: weight_decay must be in \[0, inf\), got -1"),
+        (lambda: optim.AdaGrad(eps=0), r"AdaGrad: eps must be in \(0, inf\), got 0"),
+        (lambda: optim.RMSprop(rho=1.0), r"RMSprop: rho must be in \[0, 1\), got 1.0"),
+        (lambda: optim.RMSprop(eps=-1e-8), r"RMSprop: eps must be in \(0, inf\)"),
+        (lambda: optim.Adam(beta1=1.0), r"Adam: beta1 must be in \[0, 1\), got 1.0"),
+        (lambda: optim.Adam(beta2=-0.1), r"Adam: beta2 must be in \[0, 1\), got -0.1"),
+        (lambda: optim.AdamW(eps=0.0), r"AdamW: eps must be in \(0, inf\), got 0.0"),
+    ],
+)
 def test_bad_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -232,11 +269,15 @@ def test_bad_lr_assignment():
 def test_bad_slots():
     opt = optim.SGD()
     p = np.zeros(3)
-    with pytest.raises(ValueError, match=r"SGD.step: gradient of 'w' must match its parameter \(\(3,\), float64\), got \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"SGD.step: gradient of 'w' must match its parameter \(\(3,\), float64\), got \(2,\)"
+    ):
         opt.step([("w", p, np.zeros(2), 1.0)])
     with pytest.raises(ValueError, match=r"SGD.step: gradient of 'w' must match .* got \(3,\) float32"):
         opt.step([("w", p, np.zeros(3, dtype=np.float32), 1.0)])
-    with pytest.raises(ValueError, match=r"SGD.step: parameter 'w' must be a C-contiguous float32/float64 array, got int64"):
+    with pytest.raises(
+        ValueError, match=r"SGD.step: parameter 'w' must be a C-contiguous float32/float64 array, got int64"
+    ):
         opt.step([("w", np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64), 1.0)])
     with pytest.raises(ValueError, match=r"SGD.step: lr_mult of 'w' must be in \[0, inf\), got -1.0"):
         opt.step([("w", p, np.zeros(3), -1.0)])
@@ -247,17 +288,30 @@ def test_bad_slots():
 
 # ---- get / config ------------------------------------------------------------------------------------------
 def test_get_and_config_round_trip():
-    for name, cls in [("sgd", optim.SGD), ("Adam", optim.Adam), ("ADAMW", optim.AdamW), ("rmsprop", optim.RMSprop),
-                      ("adagrad", optim.AdaGrad)]:
+    for name, cls in [
+        ("sgd", optim.SGD),
+        ("Adam", optim.Adam),
+        ("ADAMW", optim.AdamW),
+        ("rmsprop", optim.RMSprop),
+        ("adagrad", optim.AdaGrad),
+    ]:
         assert type(optim.get(name)) is cls
     opt = optim.SGD(lr=0.3, momentum=0.5, nesterov=True, weight_decay=1e-4)
     assert optim.get(opt) is opt
-    for o in (opt, optim.Adam(2e-3, 0.8, 0.99, 1e-7, 0.1), optim.AdamW(), optim.RMSprop(rho=0.95), optim.AdaGrad(eps=1e-8)):
+    for o in (
+        opt,
+        optim.Adam(2e-3, 0.8, 0.99, 1e-7, 0.1),
+        optim.AdamW(),
+        optim.RMSprop(rho=0.95),
+        optim.AdaGrad(eps=1e-8),
+    ):
         cfg = json.loads(json.dumps(o.get_config()))
         again = optim.from_config(cfg)
         assert type(again) is type(o) and again.get_config() == o.get_config()
     assert optim.SGD(lr=0.3, momentum=0.5).get_config() == {
-        "class_name": "SGD", "config": {"lr": 0.3, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0}}
+        "class_name": "SGD",
+        "config": {"lr": 0.3, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0},
+    }
     with pytest.raises(ValueError, match=r"unknown optimizer 'lbfgs'"):
         optim.get("lbfgs")
     with pytest.raises(ValueError, match=r"unknown optimizer class 'Nope'"):

@@ -1,4 +1,5 @@
 """plot_history writes a valid PNG from a History or a dict, and fails clearly otherwise."""
+
 import struct
 import sys
 
@@ -17,8 +18,12 @@ def png_size(path):
 
 
 def test_dict_history_writes_png(tmp_path):
-    h = {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.7, 0.5],
-         "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.45, 0.66, 0.75]}
+    h = {
+        "loss": [1.0, 0.6, 0.4],
+        "val_loss": [1.1, 0.7, 0.5],
+        "accuracy": [0.5, 0.7, 0.8],
+        "val_accuracy": [0.45, 0.66, 0.75],
+    }
     out = fastnet.plot_history(h, tmp_path / "curves.png", title="run")
     assert out == tmp_path / "curves.png"
     w, hgt = png_size(out)

@@ -1,4 +1,5 @@
 """Save/load: exact round trip (weights, optimizer state, next step), atomic writes, no pickle, clear errors."""
+
 import json
 import os
 import zipfile
@@ -17,8 +18,17 @@ def data(n=24, seed=0):
 
 
 def cnn(dtype=np.float32):
-    return fn.Sequential([L.Conv2D(1, 3, (3, 2), padding=1, dtype=dtype), L.BatchNorm2d(3, dtype=dtype), L.ReLU(),
-                          L.MaxPool2D(2), L.Flatten(), L.Dropout(0.3), L.Dense(3 * 4 * 4, 4, dtype=dtype)])
+    return fn.Sequential(
+        [
+            L.Conv2D(1, 3, (3, 2), padding=1, dtype=dtype),
+            L.BatchNorm2d(3, dtype=dtype),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            L.Flatten(),
+            L.Dropout(0.3),
+            L.Dense(3 * 4 * 4, 4, dtype=dtype),
+        ]
+    )
 
 
 def assert_same_state(a, b):
@@ -29,9 +39,16 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
 
 
-@pytest.mark.parametrize("opt", [lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
-                                 lambda: optim.Adam(lr=1e-3), lambda: optim.AdamW(lr=1e-3),
-                                 lambda: optim.RMSprop(lr=1e-3), lambda: optim.AdaGrad(lr=0.05)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        lambda: optim.Adam(lr=1e-3),
+        lambda: optim.AdamW(lr=1e-3),
+        lambda: optim.RMSprop(lr=1e-3),
+        lambda: optim.AdaGrad(lr=0.05),
+    ],
+)
 def test_round_trip_is_exact_and_next_step_identical(tmp_path, opt):
     x, y = data()
     fn.seed(3)
@@ -163,8 +180,11 @@ def test_weights_not_matching_architecture(tmp_path):
     path = tmp_path / "m.npz"
     fn.Sequential([L.Dense(4, 3)]).save(path)
     _rewrite_config(path, lambda c: c["layers"][0]["config"].update(in_features=5))
-    with pytest.raises(ValueError, match=r"weights do not match its architecture: .*0.weight: model \(5, 3\), "
-                                         r"state \(4, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"weights do not match its architecture: .*0.weight: model \(5, 3\), "
+        r"state \(4, 3\)",
+    ):
         fn.load(path)
 
 

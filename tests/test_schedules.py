@@ -1,4 +1,5 @@
 """Learning-rate schedules against closed-form values, plateau logic, state and errors."""
+
 import math
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_step_lr():
 def test_exponential_lr():
     opt = optim.Adam(lr=0.1)
     got = lrs(optim.ExponentialLR(opt, gamma=0.9), 5)
-    assert got == pytest.approx([0.1 * 0.9 ** e for e in range(1, 6)])
+    assert got == pytest.approx([0.1 * 0.9**e for e in range(1, 6)])
 
 
 def test_cosine_annealing():
@@ -31,8 +32,8 @@ def test_cosine_annealing():
     got = lrs(sched, 8)
     expected = [0.1 + 0.4 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(1, 9)]
     assert got == pytest.approx(expected)
-    assert got[3] == pytest.approx(0.1)          # eta_min at T_max
-    assert got[7] == pytest.approx(0.5)          # and back to the base after 2 T_max
+    assert got[3] == pytest.approx(0.1)  # eta_min at T_max
+    assert got[7] == pytest.approx(0.5)  # and back to the base after 2 T_max
 
 
 def test_schedule_state_round_trip():
@@ -85,19 +86,22 @@ def test_plateau_state_round_trip():
     assert [resumed.step(v) for v in values[4:]] == [sched.step(v) for v in values[4:]]
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda o: optim.StepLR(o, 0), r"StepLR: step_size must be a positive int, got 0"),
-    (lambda o: optim.StepLR(o, 2, gamma=0.0), r"StepLR: gamma must be in \(0, 1\], got 0.0"),
-    (lambda o: optim.ExponentialLR(o, 1.5), r"ExponentialLR: gamma must be in \(0, 1\], got 1.5"),
-    (lambda o: optim.CosineAnnealingLR(o, 2.5), r"CosineAnnealingLR: T_max must be a positive int, got 2.5"),
-    (lambda o: optim.CosineAnnealingLR(o, 5, eta_min=-1), r"CosineAnnealingLR: eta_min must be in \[0, inf\)"),
-    (lambda o: optim.ReduceLROnPlateau(o, mode="up"), r"ReduceLROnPlateau: mode must be 'min' or 'max', got 'up'"),
-    (lambda o: optim.ReduceLROnPlateau(o, factor=1.0), r"ReduceLROnPlateau: factor must be in \(0, 1\), got 1.0"),
-    (lambda o: optim.ReduceLROnPlateau(o, patience=-1), r"ReduceLROnPlateau: patience must be an int >= 0, got -1"),
-    (lambda o: optim.ReduceLROnPlateau(o, cooldown=1.5), r"ReduceLROnPlateau: cooldown must be an int >= 0"),
-    (lambda o: optim.StepLR("sgd", 2), r"StepLR: expected a fastnet Optimizer, got str"),
-    (lambda o: optim.ReduceLROnPlateau(None), r"ReduceLROnPlateau: expected a fastnet Optimizer, got NoneType"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda o: optim.StepLR(o, 0), r"StepLR: step_size must be a positive int, got 0"),
+        (lambda o: optim.StepLR(o, 2, gamma=0.0), r"StepLR: gamma must be in \(0, 1\], got 0.0"),
+        (lambda o: optim.ExponentialLR(o, 1.5), r"ExponentialLR: gamma must be in \(0, 1\], got 1.5"),
+        (lambda o: optim.CosineAnnealingLR(o, 2.5), r"CosineAnnealingLR: T_max must be a positive int, got 2.5"),
+        (lambda o: optim.CosineAnnealingLR(o, 5, eta_min=-1), r"CosineAnnealingLR: eta_min must be in \[0, inf\)"),
+        (lambda o: optim.ReduceLROnPlateau(o, mode="up"), r"ReduceLROnPlateau: mode must be 'min' or 'max', got 'up'"),
+        (lambda o: optim.ReduceLROnPlateau(o, factor=1.0), r"ReduceLROnPlateau: factor must be in \(0, 1\), got 1.0"),
+        (lambda o: optim.ReduceLROnPlateau(o, patience=-1), r"ReduceLROnPlateau: patience must be an int >= 0, got -1"),
+        (lambda o: optim.ReduceLROnPlateau(o, cooldown=1.5), r"ReduceLROnPlateau: cooldown must be an int >= 0"),
+        (lambda o: optim.StepLR("sgd", 2), r"StepLR: expected a fastnet Optimizer, got str"),
+        (lambda o: optim.ReduceLROnPlateau(None), r"ReduceLROnPlateau: expected a fastnet Optimizer, got NoneType"),
+    ],
+)
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make(optim.SGD(lr=0.1))

@@ -1,4 +1,5 @@
 """utils: to_categorical, train_val_split, standardize, minmax_scale."""
+
 import numpy as np
 import pytest
 

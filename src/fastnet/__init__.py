@@ -2,20 +2,30 @@
 
 Public API only; see README.md.
 """
-from . import _thread_env  # noqa: F401  (first: thread-pool variables are read when NumPy loads)
 
+from . import (  # noqa: F401
+    _thread_env,  # noqa: F401  (first: thread-pool variables are read when NumPy loads)
+    callbacks,
+    data,
+    datasets,
+    gradcheck,
+    layers,
+    losses,
+    metrics,
+    optim,
+    transforms,
+    utils,
+)
+from ._kernels.fpenv import flush_denormals_enabled, set_flush_denormals  # noqa: F401  (applies the FTZ default)
 from ._kernels.registry import get_backend, set_backend, use_backend  # noqa: F401
 from ._kernels.warmup import warmup  # noqa: F401
-from ._kernels.fpenv import flush_denormals_enabled, set_flush_denormals  # noqa: F401  (applies the FTZ default)
-from .random import seed  # noqa: F401
-from .threads import get_num_threads, set_num_threads  # noqa: F401
-
-from . import callbacks, data, datasets, gradcheck, layers, losses, metrics, optim, transforms, utils  # noqa: F401
 from ._training import NonFiniteLossError  # noqa: F401
 from .data import DataLoader  # noqa: F401
 from .model import Sequential  # noqa: F401
 from .plotting import plot_history  # noqa: F401
+from .random import seed  # noqa: F401
 from .serialization import load  # noqa: F401
+from .threads import get_num_threads, set_num_threads  # noqa: F401
 from .utils import minmax_scale, standardize, to_categorical, train_val_split  # noqa: F401
 
 __version__ = "0.1.0"

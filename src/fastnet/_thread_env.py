@@ -15,6 +15,7 @@ variable once, when its library is loaded. A value the user set is always kept.
 If NumPy was imported before fastnet, OpenBLAS has already read its setting: export the
 variable yourself (``OPENBLAS_THREAD_TIMEOUT=4``) or import fastnet first.
 """
+
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

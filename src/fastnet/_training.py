@@ -4,6 +4,7 @@ Inputs are checked once, before any training step: numeric and finite, converted
 model's float dtype, x/y lengths equal, one sample run through the model (so a wrong input
 shape fails naming the layer), integer labels inside [0, n_outputs).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,13 @@ class NonFiniteLossError(FloatingPointError):
 # ---- input checks -------------------------------------------------------------------------------
 def _is_loader(obj) -> bool:
     """A DataLoader-like object: iterable of (xb, yb) batches with ``len()``; not an array."""
-    return (obj is not None and not isinstance(obj, (np.ndarray, list, tuple))
-            and hasattr(obj, "__iter__") and hasattr(obj, "__len__") and hasattr(obj, "batch_size"))
+    return (
+        obj is not None
+        and not isinstance(obj, (np.ndarray, list, tuple))
+        and hasattr(obj, "__iter__")
+        and hasattr(obj, "__len__")
+        and hasattr(obj, "batch_size")
+    )
 
 
 def _numeric(a, what: str, where: str) -> np.ndarray:
@@ -47,8 +53,10 @@ def _check_finite(arr: np.ndarray, what: str, where: str) -> None:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         value = arr[tuple(bad)]
-        raise ValueError(f"{where}: {what} contains NaN or inf (first at index {tuple(int(i) for i in bad)}: "
-                         f"{value}); clean or impute the data first")
+        raise ValueError(
+            f"{where}: {what} contains NaN or inf (first at index {tuple(int(i) for i in bad)}: "
+            f"{value}); clean or impute the data first"
+        )
 
 
 def _prepare_x(model, x, where: str) -> np.ndarray:
@@ -82,11 +90,15 @@ def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str)
         n_classes = max(n_out, 2)  # one sigmoid output still means classes {0, 1}
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= n_classes:
-            raise ValueError(f"{where}: labels must be class ids in [0, {n_classes}) for a model with {n_out} "
-                             f"output(s), got labels from {lo} to {hi}")
+            raise ValueError(
+                f"{where}: labels must be class ids in [0, {n_classes}) for a model with {n_out} "
+                f"output(s), got labels from {lo} to {hi}"
+            )
     elif y.ndim == out.ndim and y.shape[1:] != out.shape[1:]:
-        raise ValueError(f"{where}: target shape per sample {tuple(y.shape[1:])} does not match the model's output "
-                         f"shape per sample {tuple(out.shape[1:])}")
+        raise ValueError(
+            f"{where}: target shape per sample {tuple(y.shape[1:])} does not match the model's output "
+            f"shape per sample {tuple(out.shape[1:])}"
+        )
     if model.loss is not None:
         try:
             model.loss.forward(out, y[:1])
@@ -133,8 +145,11 @@ def _check_verbose(verbose, where):
 
 # ---- one step -------------------------------------------------------------------------------------
 def _slots(model):
-    return [(f"{i}.{k}", p, layer.grads[k], layer.lr_mult)
-            for i, layer in enumerate(model.layers) for k, p in layer.params.items()]
+    return [
+        (f"{i}.{k}", p, layer.grads[k], layer.lr_mult)
+        for i, layer in enumerate(model.layers)
+        for k, p in layer.params.items()
+    ]
 
 
 def _step(model, xb, yb):
@@ -154,10 +169,15 @@ def _step(model, xb, yb):
 
 def _nan_message(loss, model, where, restored=False):
     lr = getattr(model.optimizer, "lr", None)
-    kept = ("the weights had already overflowed to NaN/inf, so those of the start of this epoch were restored"
-            if restored else "so the weights are those of the last good step")
-    return (f"{where}: the loss became {loss}; the update was skipped, {kept}. This usually means the learning "
-            f"rate is too high (lr={lr}) or the data has extreme values; try a lower lr or scaled inputs.")
+    kept = (
+        "the weights had already overflowed to NaN/inf, so those of the start of this epoch were restored"
+        if restored
+        else "so the weights are those of the last good step"
+    )
+    return (
+        f"{where}: the loss became {loss}; the update was skipped, {kept}. This usually means the learning "
+        f"rate is too high (lr={lr}) or the data has extreme values; try a lower lr or scaled inputs."
+    )
 
 
 def train_on_batch(model, x, y) -> float:
@@ -172,8 +192,9 @@ def train_on_batch(model, x, y) -> float:
         raise ValueError(f"train_on_batch: y must be numeric, got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else np.ascontiguousarray(y, dtype=model.dtype)
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"train_on_batch: x and y must have the same number of samples, got shapes "
-                         f"{x.shape} and {y.shape}")
+        raise ValueError(
+            f"train_on_batch: x and y must have the same number of samples, got shapes {x.shape} and {y.shape}"
+        )
     loss, _ = _step(model, x, y)
     if not math.isfinite(loss):
         raise NonFiniteLossError(_nan_message(loss, model, "train_on_batch"))
@@ -190,8 +211,16 @@ def _bar(total, desc, verbose):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=True, dynamic_ncols=True,
-                mininterval=0.2, file=sys.stdout)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="sample",
+        unit_scale=True,
+        leave=True,
+        dynamic_ncols=True,
+        mininterval=0.2,
+        file=sys.stdout,
+    )
 
 
 class _Meter:
@@ -222,9 +251,9 @@ def _batches(x, y, batch_size, order):
     n = x.shape[0]
     for start in range(0, n, batch_size):
         if order is None:
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
         else:
-            sl = order[start:start + batch_size]
+            sl = order[start : start + batch_size]
             yield x[sl], y[sl]
 
 
@@ -241,15 +270,18 @@ def _split_validation(x, y, fraction):
         return x, y, None
     n_val = int(round(x.shape[0] * fraction))
     if n_val < 1 or n_val >= x.shape[0]:
-        raise ValueError(f"fit: validation_split={fraction} of {x.shape[0]} samples leaves {n_val} for validation "
-                         f"and {x.shape[0] - n_val} for training; both need at least one")
+        raise ValueError(
+            f"fit: validation_split={fraction} of {x.shape[0]} samples leaves {n_val} for validation "
+            f"and {x.shape[0] - n_val} for training; both need at least one"
+        )
     # Keras takes the last samples, before shuffling.
     cut = x.shape[0] - n_val
     return x[:cut], y[:cut], (x[cut:], y[cut:])
 
 
-def fit(model, x, y, *, epochs, batch_size, shuffle, validation_data, validation_split, verbose,
-        callbacks, initial_epoch):
+def fit(
+    model, x, y, *, epochs, batch_size, shuffle, validation_data, validation_split, verbose, callbacks, initial_epoch
+):
     where = "fit"
     _require_compiled(model, where)
     epochs = _positive_int(epochs, "epochs", where, minimum=0)
@@ -282,8 +314,13 @@ def fit(model, x, y, *, epochs, batch_size, shuffle, validation_data, validation
     if model.shuffle_seed is None:
         model.shuffle_seed = int(_random.generator().integers(0, 2**63 - 1))
     history = History()
-    params = {"epochs": epochs, "batch_size": batch_size, "samples": n_train, "verbose": verbose,
-              "initial_epoch": initial_epoch}
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "samples": n_train,
+        "verbose": verbose,
+        "initial_epoch": initial_epoch,
+    }
     # History last (as Keras), so it records what other callbacks add to the logs (e.g. "lr").
     cbs = CallbackList(list(callbacks or []) + [history], model, params)
     model.history = history
@@ -312,9 +349,11 @@ def _prepare_validation(model, validation_data):
     if _is_loader(validation_data):
         return validation_data
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or a DataLoader, got "
-                         f"{type(validation_data).__name__}"
-                         + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+        raise ValueError(
+            "fit: validation_data must be a tuple (x_val, y_val) or a DataLoader, got "
+            f"{type(validation_data).__name__}"
+            + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else "")
+        )
     return _prepare(model, validation_data[0], validation_data[1], "fit (validation_data)")
 
 
@@ -432,7 +471,7 @@ def predict(model, x, *, batch_size, verbose):
         batch_size = _positive_int(batch_size, "batch_size", where)
         x = _prepare_x(model, x, where)
         _check_against_model(model, x, None, where)
-        batches = (x[s:s + batch_size] for s in range(0, x.shape[0], batch_size))
+        batches = (x[s : s + batch_size] for s in range(0, x.shape[0], batch_size))
         total = x.shape[0]
     link = model.loss.link if model.loss is not None else None
     bar = _bar(total, "predict", verbose)

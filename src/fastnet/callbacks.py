@@ -5,6 +5,7 @@ A callback receives ``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, lo
 holds the epoch's averaged ``loss``, metrics and ``val_*`` entries. A callback stops training by
 setting ``self.model.stop_training = True``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,17 @@ import warnings
 
 import numpy as np
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "TerminateOnNaN"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+    "TerminateOnNaN",
+]
 
 
 class Callback:
@@ -58,7 +68,9 @@ class CallbackList:
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
-                raise ValueError(f"fit: callbacks must be fastnet.callbacks.Callback instances, got {type(cb).__name__}")
+                raise ValueError(
+                    f"fit: callbacks must be fastnet.callbacks.Callback instances, got {type(cb).__name__}"
+                )
             cb.set_model(model)
             cb.set_params(params)
 
@@ -137,8 +149,12 @@ class _Monitor:
     def value(self, logs):
         logs = logs or {}
         if self.monitor not in logs:
-            warnings.warn(f"{self.where}: monitored quantity {self.monitor!r} is not in the logs "
-                          f"(available: {sorted(logs)}); skipping", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.where}: monitored quantity {self.monitor!r} is not in the logs "
+                f"(available: {sorted(logs)}); skipping",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return None
         return float(logs[self.monitor])
 
@@ -157,8 +173,15 @@ class EarlyStopping(Callback):
     training, whether training stopped early or ran all its epochs.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False, verbose: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+        verbose: int = 0,
+    ):
         super().__init__()
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
@@ -199,8 +222,10 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                print(f"EarlyStopping: stopped at epoch {epoch + 1}; best {self.monitor}={self.best:.6g} "
-                      f"at epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'}")
+                print(
+                    f"EarlyStopping: stopped at epoch {epoch + 1}; best {self.monitor}={self.best:.6g} "
+                    f"at epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'}"
+                )
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -218,8 +243,9 @@ class ModelCheckpoint(Callback):
     ``fastnet.load(path).fit(..., initial_epoch=epoch)`` resumes exactly.
     """
 
-    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto",
-                 verbose: int = 0):
+    def __init__(
+        self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto", verbose: int = 0
+    ):
         super().__init__()
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"ModelCheckpoint: path must be a str or os.PathLike, got {type(path).__name__}")
@@ -243,8 +269,9 @@ class ModelCheckpoint(Callback):
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"ModelCheckpoint: cannot format path {self.path!r} with epoch and logs "
-                             f"{sorted(logs)}: {e}") from None
+            raise ValueError(
+                f"ModelCheckpoint: cannot format path {self.path!r} with epoch and logs {sorted(logs)}: {e}"
+            ) from None
         self.model.save(path)
         self.last_saved = path
         if self.verbose:
@@ -262,18 +289,23 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, monitor: str = "val_loss", verbose: int = 0):
         super().__init__()
-        self.is_object = hasattr(schedule, "step") and callable(getattr(schedule, "step"))
+        self.is_object = hasattr(schedule, "step") and callable(schedule.step)
         if not self.is_object and not callable(schedule):
-            raise ValueError("LearningRateScheduler: schedule must be a function f(epoch[, lr]) -> lr or a "
-                             f"schedule object with .step(), got {type(schedule).__name__}")
+            raise ValueError(
+                "LearningRateScheduler: schedule must be a function f(epoch[, lr]) -> lr or a "
+                f"schedule object with .step(), got {type(schedule).__name__}"
+            )
         self.schedule = schedule
         self.monitor = monitor
         self.verbose = verbose
         self._n_args = None
         if not self.is_object:
             try:
-                params = [p for p in inspect.signature(schedule).parameters.values()
-                          if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                params = [
+                    p
+                    for p in inspect.signature(schedule).parameters.values()
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                ]
                 self._n_args = 2 if len(params) >= 2 else 1
             except (TypeError, ValueError):
                 self._n_args = 2
@@ -288,8 +320,9 @@ class LearningRateScheduler(Callback):
         except (TypeError, ValueError):
             raise ValueError(f"LearningRateScheduler: schedule returned {lr!r}, expected a number") from None
         if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"LearningRateScheduler: schedule returned lr={lr!r} at epoch {epoch}, "
-                             "expected a finite number >= 0")
+            raise ValueError(
+                f"LearningRateScheduler: schedule returned lr={lr!r} at epoch {epoch}, expected a finite number >= 0"
+            )
         opt.lr = lr
         if self.verbose:
             print(f"LearningRateScheduler: epoch {epoch + 1}: lr={lr:.6g}")
@@ -302,8 +335,11 @@ class LearningRateScheduler(Callback):
         if "Plateau" in type(self.schedule).__name__:
             value = (logs or {}).get(self.monitor)
             if value is None:
-                warnings.warn(f"LearningRateScheduler: {self.monitor!r} not in logs; plateau schedule not stepped",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"LearningRateScheduler: {self.monitor!r} not in logs; plateau schedule not stepped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return
             self.schedule.step(float(value))
         else:
@@ -314,8 +350,17 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs
     (Keras semantics: ``min_delta``, ``cooldown`` epochs after a reduction, never below ``min_lr``)."""
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_lr: float = 0.0,
-                 min_delta: float = 1e-4, cooldown: int = 0, mode: str = "auto", verbose: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_lr: float = 0.0,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        mode: str = "auto",
+        verbose: int = 0,
+    ):
         super().__init__()
         factor = float(factor)
         if not (0.0 < factor < 1.0):
@@ -394,8 +439,13 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self._writer is None:
             self.keys = sorted(logs)
-            self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
-                                          delimiter=self.separator, extrasaction="ignore", restval="")
+            self._writer = csv.DictWriter(
+                self._file,
+                fieldnames=["epoch"] + self.keys,
+                delimiter=self.separator,
+                extrasaction="ignore",
+                restval="",
+            )
             if not self._has_header:
                 self._writer.writeheader()
         row = {"epoch": epoch}

@@ -14,6 +14,7 @@ with Dense); ``predict`` prepares images the same way. User mistakes (missing fi
 option, model/data mismatch) print one line on stderr and exit non-zero; set
 ``FASTNET_DEBUG=1`` to see the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,17 +108,42 @@ def build_model(spec: str, input_shape: tuple, classes: int):
         h4, w4 = _conv_out(h2, 5) // 2, _conv_out(w2, 5) // 2
         if min(h4, w4) < 1:
             raise CLIError(f"--model lenet needs images of at least 12x12, got {h}x{w}")
-        return Sequential([L.Conv2D(c, 6, 5, padding=2), L.ReLU(), L.MaxPool2D(2),
-                           L.Conv2D(6, 16, 5), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                           L.Dense(16 * h4 * w4, 120), L.ReLU(), L.Dense(120, 84), L.ReLU(),
-                           L.Dense(84, classes)], name="lenet")
+        return Sequential(
+            [
+                L.Conv2D(c, 6, 5, padding=2),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Conv2D(6, 16, 5),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Flatten(),
+                L.Dense(16 * h4 * w4, 120),
+                L.ReLU(),
+                L.Dense(120, 84),
+                L.ReLU(),
+                L.Dense(84, classes),
+            ],
+            name="lenet",
+        )
     if spec == "cnn":
         h4, w4 = h // 2 // 2, w // 2 // 2
         if min(h4, w4) < 1:
             raise CLIError(f"--model cnn needs images of at least 4x4, got {h}x{w}")
-        return Sequential([L.Conv2D(c, 16, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
-                           L.Conv2D(16, 32, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                           L.Dense(32 * h4 * w4, 64), L.ReLU(), L.Dense(64, classes)], name="cnn")
+        return Sequential(
+            [
+                L.Conv2D(c, 16, 3, padding=1),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Conv2D(16, 32, 3, padding=1),
+                L.ReLU(),
+                L.MaxPool2D(2),
+                L.Flatten(),
+                L.Dense(32 * h4 * w4, 64),
+                L.ReLU(),
+                L.Dense(64, classes),
+            ],
+            name="cnn",
+        )
     return model_from_json(spec)
 
 
@@ -132,7 +158,9 @@ def model_from_json(spec: str):
     if not spec.lstrip().startswith(("[", "{")):
         path = Path(spec)
         if path.suffix != ".json":
-            raise CLIError(f"--model must be one of {', '.join(MODELS)}, a JSON layer list or a .json file, got {spec!r}")
+            raise CLIError(
+                f"--model must be one of {', '.join(MODELS)}, a JSON layer list or a .json file, got {spec!r}"
+            )
         if not path.is_file():
             raise CLIError(f"model spec file not found: {path}")
         text = path.read_text()
@@ -142,7 +170,7 @@ def model_from_json(spec: str):
         raise CLIError(f"--model is not valid JSON: {e}") from None
     items = doc.get("layers") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
-        raise CLIError("--model JSON must be a non-empty list of layers or {\"layers\": [...]}")
+        raise CLIError('--model JSON must be a non-empty list of layers or {"layers": [...]}')
     layers = []
     for i, item in enumerate(items):
         if isinstance(item, str):
@@ -152,8 +180,10 @@ def model_from_json(spec: str):
         elif isinstance(item, dict) and "class" in item:
             name, cfg = item["class"], item.get("config", {k: v for k, v in item.items() if k != "class"})
         else:
-            raise CLIError(f"--model layer {i}: expected \"Name\", [\"Name\", {{config}}] or "
-                           f"{{\"class\": \"Name\", \"config\": {{...}}}}, got {item!r}")
+            raise CLIError(
+                f'--model layer {i}: expected "Name", ["Name", {{config}}] or '
+                f'{{"class": "Name", "config": {{...}}}}, got {item!r}'
+            )
         cls = LAYER_CLASSES.get(name)
         if cls is None or not isinstance(cfg, dict):
             raise CLIError(f"--model layer {i}: unknown layer {name!r}; known: {', '.join(sorted(LAYER_CLASSES))}")
@@ -167,8 +197,13 @@ def model_from_json(spec: str):
 def make_optimizer(name: str, lr: float | None):
     from . import optim
 
-    cls = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW,
-           "rmsprop": optim.RMSprop, "adagrad": optim.AdaGrad}[name]
+    cls = {
+        "sgd": optim.SGD,
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+        "rmsprop": optim.RMSprop,
+        "adagrad": optim.AdaGrad,
+    }[name]
     return cls() if lr is None else cls(lr=lr)
 
 
@@ -194,6 +229,7 @@ def cmd_train(args) -> int:
 
     if args.plot:  # fail now, not after training
         from .plotting import require_matplotlib
+
         require_matplotlib()
     if args.threads is not None:
         fastnet.set_num_threads(args.threads)
@@ -201,7 +237,7 @@ def cmd_train(args) -> int:
     data = load_data(args.dataset, args.data_dir)
     classes = num_classes(data)
     if args.limit is not None:  # quick trials: the first N training samples
-        data["train"] = tuple(a[:args.limit] for a in data["train"])
+        data["train"] = tuple(a[: args.limit] for a in data["train"])
     x_train = data["train"][0]
     if args.resume:
         model = _load_model(args.resume)
@@ -209,11 +245,14 @@ def cmd_train(args) -> int:
             raise CLIError(f"{args.resume} was saved without compile(); cannot resume training")
     else:
         if x_train.ndim != 4:
-            raise CLIError(f"dataset {args.dataset} has samples of shape {x_train.shape[1:]}; "
-                           f"the built-in models need images (C, H, W) or (H, W)")
+            raise CLIError(
+                f"dataset {args.dataset} has samples of shape {x_train.shape[1:]}; "
+                f"the built-in models need images (C, H, W) or (H, W)"
+            )
         model = build_model(args.model, x_train.shape[1:], classes)
-        model.compile(optimizer=make_optimizer(args.optimizer, args.lr), loss="softmax_cross_entropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=make_optimizer(args.optimizer, args.lr), loss="softmax_cross_entropy", metrics=["accuracy"]
+        )
     splits = {k: (layout(model, x), y) for k, (x, y) in data.items()}
     check_fits(model, splits["train"][0], f"dataset {args.dataset}")
     if not args.resume:
@@ -222,8 +261,14 @@ def cmd_train(args) -> int:
     # A resumed run continues where the checkpoint stopped (the epoch count is saved in it);
     # --epochs is always the number of epochs to run now.
     start = args.initial_epoch if args.initial_epoch is not None else (model.epochs_trained if args.resume else 0)
-    history = model.fit(*splits["train"], epochs=start + args.epochs, batch_size=args.batch_size,
-                        validation_data=splits["val"], verbose=verbose, initial_epoch=start)
+    history = model.fit(
+        *splits["train"],
+        epochs=start + args.epochs,
+        batch_size=args.batch_size,
+        validation_data=splits["val"],
+        verbose=verbose,
+        initial_epoch=start,
+    )
     _, val_acc = _accuracy(model.evaluate(*splits["val"], return_dict=True))
     test_loss, test_acc = _accuracy(model.evaluate(*splits["test"], return_dict=True))
     print(f"validation accuracy: {val_acc:.4f}")
@@ -288,8 +333,11 @@ def input_shape_of(model) -> tuple:
 def class_names(kind: str | None, n: int):
     from . import datasets
 
-    table = {"letters": datasets.LETTER_NAMES, "mnist": datasets.MNIST.class_names,
-             "fashion-mnist": datasets.FASHION_MNIST.class_names}
+    table = {
+        "letters": datasets.LETTER_NAMES,
+        "mnist": datasets.MNIST.class_names,
+        "fashion-mnist": datasets.FASHION_MNIST.class_names,
+    }
     if kind is not None:
         names = table[kind]
         if len(names) != n:
@@ -347,6 +395,7 @@ def _positive(kind):
         if v <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
         return v
+
     return parse
 
 
@@ -365,32 +414,62 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{train,evaluate,predict,summary}", parser_class=_Parser)
 
     def data_args(sp):
-        sp.add_argument("--dataset", default="letters", metavar="NAME",
-                        help="letters (bundled), mnist, fashion-mnist or a .npz file with x_train, y_train, "
-                             "[x_val, y_val,] x_test, y_test (default: letters)")
-        sp.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where MNIST/Fashion-MNIST files are (default: $FASTNET_DATA, ~/.fastnet/datasets, ...)")
+        sp.add_argument(
+            "--dataset",
+            default="letters",
+            metavar="NAME",
+            help="letters (bundled), mnist, fashion-mnist or a .npz file with x_train, y_train, "
+            "[x_val, y_val,] x_test, y_test (default: letters)",
+        )
+        sp.add_argument(
+            "--data-dir",
+            default=None,
+            metavar="DIR",
+            help="where MNIST/Fashion-MNIST files are (default: $FASTNET_DATA, ~/.fastnet/datasets, ...)",
+        )
 
     t = sub.add_parser("train", help="train a model (default: an MLP on the bundled letters)")
     data_args(t)
-    t.add_argument("--model", default="mlp", metavar="SPEC",
-                   help="mlp, lenet, cnn, a JSON layer list or a .json file (default: mlp)")
+    t.add_argument(
+        "--model",
+        default="mlp",
+        metavar="SPEC",
+        help="mlp, lenet, cnn, a JSON layer list or a .json file (default: mlp)",
+    )
     t.add_argument("--epochs", type=_positive(int), default=5, help="epochs to train (default: 5)")
     t.add_argument("--batch-size", type=_positive(int), default=64, help="default: 64")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
     t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default: the optimizer's)")
-    t.add_argument("--limit", type=_positive(int), default=None, metavar="N",
-                   help="train on the first N training samples only (quick trials)")
+    t.add_argument(
+        "--limit",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="train on the first N training samples only (quick trials)",
+    )
     t.add_argument("--seed", type=_non_negative_int, default=0, help="default: 0")
     t.add_argument("--threads", type=_positive(int), default=None, help="threads for kernels and BLAS")
     t.add_argument("--out", default=None, metavar="MODEL.npz", help="save the trained model")
     t.add_argument("--plot", default=None, metavar="CURVES.png", help="write loss/accuracy curves")
-    t.add_argument("--resume", default=None, metavar="MODEL.npz",
-                   help="continue training a saved model (its optimizer state included)")
-    t.add_argument("--initial-epoch", type=_non_negative_int, default=None,
-                   help="with --resume: override the epochs already done (default: the count saved in the model)")
-    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                   help="0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2)")
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="MODEL.npz",
+        help="continue training a saved model (its optimizer state included)",
+    )
+    t.add_argument(
+        "--initial-epoch",
+        type=_non_negative_int,
+        default=None,
+        help="with --resume: override the epochs already done (default: the count saved in the model)",
+    )
+    t.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2)",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="loss and accuracy of a saved model on a dataset")
@@ -425,8 +504,9 @@ def main(argv=None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     if args.command is None:
-        sys.stderr.write("fastnet: error: choose a command: train, evaluate, predict or summary "
-                         "(see 'fastnet --help')\n")
+        sys.stderr.write(
+            "fastnet: error: choose a command: train, evaluate, predict or summary (see 'fastnet --help')\n"
+        )
         return 2
     if args.command == "train" and args.initial_epoch is not None and not args.resume:
         sys.stderr.write("fastnet train: error: --initial-epoch only makes sense with --resume\n")

@@ -1,5 +1,6 @@
 """Mini-batches for training: :class:`DataLoader` (seeded shuffling, background prefetch)
 and the input checks ``fit`` runs before training starts."""
+
 from __future__ import annotations
 
 import math
@@ -57,11 +58,13 @@ def _check_finite(a, what):
         return
     flat = a.reshape(-1)
     for i in range(0, flat.size, _CHUNK):
-        block = flat[i:i + _CHUNK]
+        block = flat[i : i + _CHUNK]
         if not np.isfinite(block).all():
             j = i + int(np.argmin(np.isfinite(block)))
             idx = np.unravel_index(j, a.shape)
-            raise ValueError(f"{what} contains NaN or inf (first at sample {idx[0]}, index {tuple(int(k) for k in idx)})")
+            raise ValueError(
+                f"{what} contains NaN or inf (first at sample {idx[0]}, index {tuple(int(k) for k in idx)})"
+            )
 
 
 class _Error:
@@ -108,8 +111,20 @@ class DataLoader:
     Within a batch, samples are in increasing index order (contiguous reads from memory-mapped files).
     """
 
-    def __init__(self, x, y=None, batch_size: int = 32, shuffle: bool = True, drop_last: bool = False,
-                 transform=None, prefetch: int = 2, seed=None, dtype=None, num_classes=None, check: bool = True):
+    def __init__(
+        self,
+        x,
+        y=None,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        transform=None,
+        prefetch: int = 2,
+        seed=None,
+        dtype=None,
+        num_classes=None,
+        check: bool = True,
+    ):
         if not hasattr(x, "shape"):
             x = np.asarray(x)
         if y is not None and not hasattr(y, "shape"):
@@ -127,8 +142,9 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         if self.drop_last and len(x) < self.batch_size:
-            raise ValueError(f"DataLoader: drop_last=True with batch_size {self.batch_size} > "
-                             f"{len(x)} samples would give no batch")
+            raise ValueError(
+                f"DataLoader: drop_last=True with batch_size {self.batch_size} > {len(x)} samples would give no batch"
+            )
         self.transform = transform
         self.prefetch = int(prefetch)
         self.dtype = None if dtype is None else np.dtype(dtype)
@@ -169,7 +185,7 @@ class DataLoader:
         idx = self.order(epoch)
         aug_rng = np.random.default_rng([self.seed, int(epoch), 1])  # a stream of its own
         for b in range(len(self)):
-            sel = np.sort(idx[b * self.batch_size:(b + 1) * self.batch_size])
+            sel = np.sort(idx[b * self.batch_size : (b + 1) * self.batch_size])
             # A contiguous range is a slice (a view), anything else a fancy-index copy.
             if not self.shuffle:
                 sel = slice(int(sel[0]), int(sel[-1]) + 1)
@@ -237,5 +253,7 @@ class DataLoader:
         self.close()
 
     def __repr__(self):
-        return (f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, prefetch={self.prefetch}, seed={self.seed})")
+        return (
+            f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"drop_last={self.drop_last}, prefetch={self.prefetch}, seed={self.seed})"
+        )

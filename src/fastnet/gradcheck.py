@@ -29,11 +29,12 @@ Example::
     layer = fastnet.layers.Dense(5, 3, dtype=np.float64)
     fastnet.gradcheck.check_layer(layer, np.random.randn(4, 5)).assert_ok()
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -81,8 +82,9 @@ class GradcheckResult:
         head = "gradcheck passed" if self.ok else "gradcheck FAILED"
         lines = [f"{head}: max relative error {self.max_error:.3e} (tol {self.tol:.1e})"]
         if self.worst is not None:
-            lines.append(f"  worst: {self.worst}[{self._index_text()}]  numeric={self.numeric!r}  "
-                         f"analytic={self.analytic!r}")
+            lines.append(
+                f"  worst: {self.worst}[{self._index_text()}]  numeric={self.numeric!r}  analytic={self.analytic!r}"
+            )
         for name, err in self.errors.items():
             flag = "" if err <= self.tol else "  <-- over tolerance"
             lines.append(f"  {name}: {err:.3e} ({self.modes.get(name, '')}){flag}")
@@ -115,9 +117,11 @@ def _require_float64(arrays: dict, where: str, allow_float32: bool):
         if a.dtype == np.float32 and allow_float32:
             continue
         if a.dtype == np.float32:
-            raise ValueError(f"{where}: {name} is float32; numeric gradients need float64 "
-                             f"(build the layer with dtype=np.float64 and pass float64 inputs), "
-                             f"or pass allow_float32=True")
+            raise ValueError(
+                f"{where}: {name} is float32; numeric gradients need float64 "
+                f"(build the layer with dtype=np.float64 and pass float64 inputs), "
+                f"or pass allow_float32=True"
+            )
         raise ValueError(f"{where}: {name} must be a float64 array, got dtype {a.dtype}")
 
 
@@ -140,9 +144,17 @@ def _scalar(f) -> float:
     return float(value.reshape(()))
 
 
-def check_function(f: Callable[[], float], inputs: dict, grads, eps: float = 1e-6, tol: float = DEFAULT_TOL,
-                   max_elements: int = 2000, directions: int = 20, seed: int = 0,
-                   allow_float32: bool = False) -> GradcheckResult:
+def check_function(
+    f: Callable[[], float],
+    inputs: dict,
+    grads,
+    eps: float = 1e-6,
+    tol: float = DEFAULT_TOL,
+    max_elements: int = 2000,
+    directions: int = 20,
+    seed: int = 0,
+    allow_float32: bool = False,
+) -> GradcheckResult:
     """Check the gradients of a scalar function of several arrays.
 
     Parameters
@@ -182,8 +194,9 @@ def check_function(f: Callable[[], float], inputs: dict, grads, eps: float = 1e-
         if name not in analytic:
             raise ValueError(f"check_function: no analytic gradient for {name!r}; got {sorted(analytic)}")
         if analytic[name].shape != x.shape:
-            raise ValueError(f"check_function: gradient of {name!r} has shape {analytic[name].shape}, "
-                             f"expected {x.shape}")
+            raise ValueError(
+                f"check_function: gradient of {name!r} has shape {analytic[name].shape}, expected {x.shape}"
+            )
 
     rng = np.random.default_rng(seed)
     best = dict(err=-1.0, name=None, index=None, num=float("nan"), ana=float("nan"))
@@ -201,9 +214,17 @@ def check_function(f: Callable[[], float], inputs: dict, grads, eps: float = 1e-
         if err > best["err"]:
             best = dict(err=err, name=name, index=index, num=num, ana=ana)
     max_error = best["err"]
-    return GradcheckResult(ok=bool(max_error <= tol), max_error=float(max_error), worst=best["name"],
-                           index=best["index"], numeric=best["num"], analytic=best["ana"], tol=tol,
-                           errors=errors, modes=modes)
+    return GradcheckResult(
+        ok=bool(max_error <= tol),
+        max_error=float(max_error),
+        worst=best["name"],
+        index=best["index"],
+        numeric=best["num"],
+        analytic=best["ana"],
+        tol=tol,
+        errors=errors,
+        modes=modes,
+    )
 
 
 def _difference(f, x, flat_index_or_direction, eps):
@@ -301,8 +322,17 @@ def _layer_params(layer, prefix=""):
     return {f"{prefix}{name}": p for name, p in getattr(layer, "params", {}).items()}
 
 
-def check_layer(layer, x, seed: int = 0, eps: float = 1e-6, tol: float = DEFAULT_TOL, max_elements: int = 2000,
-                directions: int = 20, allow_float32: bool = False, check_params: bool = True) -> GradcheckResult:
+def check_layer(
+    layer,
+    x,
+    seed: int = 0,
+    eps: float = 1e-6,
+    tol: float = DEFAULT_TOL,
+    max_elements: int = 2000,
+    directions: int = 20,
+    allow_float32: bool = False,
+    check_params: bool = True,
+) -> GradcheckResult:
     """Check ``layer.backward`` (input gradient and every parameter gradient) in training mode.
 
     The scalar checked is ``L = sum(layer.forward(x, training=True) * R)`` with a fixed
@@ -336,12 +366,30 @@ def check_layer(layer, x, seed: int = 0, eps: float = 1e-6, tol: float = DEFAULT
                 g.update({name: layer.grads[name] for name in layer.params})
             return g
 
-        return check_function(f, inputs, grads, eps=eps, tol=tol, max_elements=max_elements,
-                              directions=directions, seed=seed + 1, allow_float32=allow_float32)
+        return check_function(
+            f,
+            inputs,
+            grads,
+            eps=eps,
+            tol=tol,
+            max_elements=max_elements,
+            directions=directions,
+            seed=seed + 1,
+            allow_float32=allow_float32,
+        )
 
 
-def check_loss(loss, pred, target, seed: int = 0, eps: float = 1e-6, tol: float = DEFAULT_TOL,
-               max_elements: int = 2000, directions: int = 20, allow_float32: bool = False) -> GradcheckResult:
+def check_loss(
+    loss,
+    pred,
+    target,
+    seed: int = 0,
+    eps: float = 1e-6,
+    tol: float = DEFAULT_TOL,
+    max_elements: int = 2000,
+    directions: int = 20,
+    allow_float32: bool = False,
+) -> GradcheckResult:
     """Check ``loss.backward()`` (the gradient with respect to ``pred``) of ``loss.forward(pred, target)``.
 
     ``target`` is held fixed (integer class ids or float arrays are both fine); ``pred`` is
@@ -359,12 +407,31 @@ def check_loss(loss, pred, target, seed: int = 0, eps: float = 1e-6, tol: float 
         f()
         return {"pred": loss.backward()}
 
-    return check_function(f, {"pred": pred}, grads, eps=eps, tol=tol, max_elements=max_elements,
-                          directions=directions, seed=seed, allow_float32=allow_float32)
+    return check_function(
+        f,
+        {"pred": pred},
+        grads,
+        eps=eps,
+        tol=tol,
+        max_elements=max_elements,
+        directions=directions,
+        seed=seed,
+        allow_float32=allow_float32,
+    )
 
 
-def check_model(model, x, y, seed: int = 0, eps: float = 1e-6, tol: float = DEFAULT_TOL, max_elements: int = 2000,
-                directions: int = 20, allow_float32: bool = False, check_input: bool = True) -> GradcheckResult:
+def check_model(
+    model,
+    x,
+    y,
+    seed: int = 0,
+    eps: float = 1e-6,
+    tol: float = DEFAULT_TOL,
+    max_elements: int = 2000,
+    directions: int = 20,
+    allow_float32: bool = False,
+    check_input: bool = True,
+) -> GradcheckResult:
     """Check every parameter of a model (and its input gradient) through its loss.
 
     ``model`` needs ``.layers`` (Layer objects), ``.loss`` (with ``forward(pred, target)``
@@ -386,6 +453,7 @@ def check_model(model, x, y, seed: int = 0, eps: float = 1e-6, tol: float = DEFA
     _require_float64({"x": x, **params}, "check_model", allow_float32)
 
     with _frozen(layers) as replay:
+
         def f():
             replay()
             return loss.forward(model.forward(x, training=True), y)
@@ -406,5 +474,14 @@ def check_model(model, x, y, seed: int = 0, eps: float = 1e-6, tol: float = DEFA
             inputs = {"x": x, **params}
         if not inputs:
             raise ValueError("check_model: the model has no parameters and backward returned no input gradient")
-        return check_function(f, inputs, analytic, eps=eps, tol=tol, max_elements=max_elements,
-                              directions=directions, seed=seed, allow_float32=allow_float32)
+        return check_function(
+            f,
+            inputs,
+            analytic,
+            eps=eps,
+            tol=tol,
+            max_elements=max_elements,
+            directions=directions,
+            seed=seed,
+            allow_float32=allow_float32,
+        )

@@ -18,6 +18,7 @@ or any float target).
 ``link(pred)`` maps raw outputs to what ``model.predict`` returns: softmax for
 ``SoftmaxCrossEntropy``, sigmoid for ``BinaryCrossEntropy(from_logits=True)``, identity otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,8 +110,9 @@ class Loss:
         if pred.ndim == 0 or pred.shape[0] == 0:
             raise ValueError(f"{who}: expected pred of shape (N, ...) with N >= 1, got {pred.shape}")
         if not np.isfinite(pred).all():
-            raise ValueError(f"{who}: pred contains NaN or inf (shape {pred.shape}); "
-                             f"the model diverged or its input holds NaN")
+            raise ValueError(
+                f"{who}: pred contains NaN or inf (shape {pred.shape}); the model diverged or its input holds NaN"
+            )
         return np.ascontiguousarray(pred)
 
     def _prepare_target(self, pred, target) -> np.ndarray:
@@ -119,8 +121,10 @@ class Loss:
         target = _squeeze_ids(np.asarray(target), pred)
         n = pred.shape[0]
         if target.shape[:1] != (n,):
-            raise ValueError(f"{who}: expected a target with {n} rows (one per pred row, pred shape "
-                             f"{pred.shape}), got target shape {target.shape}")
+            raise ValueError(
+                f"{who}: expected a target with {n} rows (one per pred row, pred shape "
+                f"{pred.shape}), got target shape {target.shape}"
+            )
         single = pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)
         if target.dtype.kind in "iub" and target.ndim == 1 and pred.ndim == 2 and not single:
             ids = _check_ids(target, pred.shape[1], who)
@@ -130,8 +134,10 @@ class Loss:
         if single and target.size == pred.size:
             target = target.reshape(pred.shape)
         if target.shape != pred.shape:
-            raise ValueError(f"{who}: expected target of shape ({n},) with integer class ids or of pred's "
-                             f"shape {pred.shape}, got {target.shape} ({target.dtype})")
+            raise ValueError(
+                f"{who}: expected target of shape ({n},) with integer class ids or of pred's "
+                f"shape {pred.shape}, got {target.shape} ({target.dtype})"
+            )
         if target.dtype.kind not in "iubf":
             raise ValueError(f"{who}: expected a numeric target, got dtype {target.dtype}")
         target = np.ascontiguousarray(target, dtype=pred.dtype)
@@ -142,8 +148,13 @@ class Loss:
 
 def _squeeze_ids(target, pred):
     """Integer ids given as a column (N, 1) (Keras's sparse labels) -> (N,), for multi-column pred."""
-    if (target.ndim == 2 and target.shape[1] == 1 and target.dtype.kind in "iub"
-            and pred.ndim == 2 and pred.shape[1] > 1):
+    if (
+        target.ndim == 2
+        and target.shape[1] == 1
+        and target.dtype.kind in "iub"
+        and pred.ndim == 2
+        and pred.shape[1] > 1
+    ):
         return target[:, 0]
     return target
 
@@ -237,13 +248,16 @@ class BinaryCrossEntropy(Loss):
 
     def _sum(self, pred, target):
         if target.size and (target.min() < 0 or target.max() > 1):
-            raise ValueError(f"BinaryCrossEntropy: targets must lie in [0, 1], got values in "
-                             f"[{target.min()}, {target.max()}]")
+            raise ValueError(
+                f"BinaryCrossEntropy: targets must lie in [0, 1], got values in [{target.min()}, {target.max()}]"
+            )
         if self.from_logits:
             return ops.sigmoid_bce_with_logits(pred, target)
         if pred.min() < 0 or pred.max() > 1:
-            raise ValueError(f"BinaryCrossEntropy: expected probabilities in [0, 1] (use from_logits=True "
-                             f"for raw scores), got values in [{pred.min()}, {pred.max()}]")
+            raise ValueError(
+                f"BinaryCrossEntropy: expected probabilities in [0, 1] (use from_logits=True "
+                f"for raw scores), got values in [{pred.min()}, {pred.max()}]"
+            )
         return ops.bce_on_probs(pred, target, self.eps)
 
     def link(self, pred):
@@ -280,12 +294,16 @@ class SoftmaxCrossEntropy(Loss):
         target = _squeeze_ids(np.asarray(target), pred)
         if target.dtype.kind in "iub" and target.ndim == 1:
             if target.shape[0] != pred.shape[0]:
-                raise ValueError(f"SoftmaxCrossEntropy: expected {pred.shape[0]} class ids (pred shape "
-                                 f"{pred.shape}), got target shape {target.shape}")
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: expected {pred.shape[0]} class ids (pred shape "
+                    f"{pred.shape}), got target shape {target.shape}"
+                )
             return _check_ids(target, pred.shape[1], "SoftmaxCrossEntropy")
         if target.shape != pred.shape:
-            raise ValueError(f"SoftmaxCrossEntropy: expected target of shape ({pred.shape[0]},) with integer "
-                             f"class ids or {pred.shape} with probabilities, got {target.shape} ({target.dtype})")
+            raise ValueError(
+                f"SoftmaxCrossEntropy: expected target of shape ({pred.shape[0]},) with integer "
+                f"class ids or {pred.shape} with probabilities, got {target.shape} ({target.dtype})"
+            )
         return super()._prepare_target(pred, target)
 
     def _sum(self, pred, target):
@@ -302,11 +320,17 @@ class SoftmaxCrossEntropy(Loss):
 
 
 _ALIASES = {
-    "mse": MSE, "mean_squared_error": MSE,
-    "quadratic": QuadraticLoss, "quadratic_loss": QuadraticLoss,
-    "binary_cross_entropy": BinaryCrossEntropy, "binary_crossentropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy,
-    "softmax_cross_entropy": SoftmaxCrossEntropy, "categorical_crossentropy": SoftmaxCrossEntropy,
-    "sparse_categorical_crossentropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy,
+    "mse": MSE,
+    "mean_squared_error": MSE,
+    "quadratic": QuadraticLoss,
+    "quadratic_loss": QuadraticLoss,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "categorical_crossentropy": SoftmaxCrossEntropy,
+    "sparse_categorical_crossentropy": SoftmaxCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
 }
 
 

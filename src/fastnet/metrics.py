@@ -5,6 +5,7 @@
 ``target`` is integer class ids (N,), one-hot / probability rows (N, C), or 0/1 values for
 the binary case.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,12 +17,16 @@ __all__ = ["accuracy", "top_k_accuracy", "get"]
 
 def _check(pred, target, who):
     if not isinstance(pred, np.ndarray) or pred.ndim not in (1, 2) or pred.shape[0] == 0:
-        raise ValueError(f"{who}: expected pred of shape (N, C) or (N,) with N >= 1, "
-                         f"got {getattr(pred, 'shape', type(pred).__name__)}")
+        raise ValueError(
+            f"{who}: expected pred of shape (N, C) or (N,) with N >= 1, "
+            f"got {getattr(pred, 'shape', type(pred).__name__)}"
+        )
     target = np.asarray(target)
     if target.shape[:1] != pred.shape[:1]:
-        raise ValueError(f"{who}: expected a target with {pred.shape[0]} rows (pred shape {pred.shape}), "
-                         f"got target shape {target.shape}")
+        raise ValueError(
+            f"{who}: expected a target with {pred.shape[0]} rows (pred shape {pred.shape}), "
+            f"got target shape {target.shape}"
+        )
     return target
 
 
@@ -78,6 +83,7 @@ def top_k_accuracy(pred, target, k: int = 5) -> float:
 def _named(fn, name):
     def metric(pred, target):
         return fn(pred, target)
+
     metric.name = metric.__name__ = name
     metric.__doc__ = fn.__doc__
     return metric

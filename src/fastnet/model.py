@@ -3,6 +3,7 @@
 Structure and state live here (forward/backward, parameters, state_dict, train/eval, summary,
 compile, save); the loops of ``fit``/``evaluate``/``predict`` live in ``fastnet._training``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ class Sequential:
     def add(self, layer: Layer):
         """Append a layer."""
         if not isinstance(layer, Layer):
-            raise ValueError(f"Sequential.add: expected a fastnet Layer, got {type(layer).__name__} "
-                             f"(position {len(self.layers)})")
+            raise ValueError(
+                f"Sequential.add: expected a fastnet Layer, got {type(layer).__name__} (position {len(self.layers)})"
+            )
         self.layers.append(layer)
         return self
 
@@ -138,8 +140,7 @@ class Sequential:
         same; the activation layer is skipped."""
         for layer, nxt in zip(self.layers, self.layers[1:]):
             fusable = getattr(nxt, "fusable", None)
-            if (fusable is None or not hasattr(layer, "fuse")
-                    or getattr(layer, "fused_activation", "x") is not None):
+            if fusable is None or not hasattr(layer, "fuse") or getattr(layer, "fused_activation", "x") is not None:
                 continue
             accepts = getattr(layer, "fusable_activations", None)  # a layer that fuses only some
             if (fusable[0] in accepts) if accepts is not None else getattr(layer, "activation", "x") is None:
@@ -211,8 +212,11 @@ class Sequential:
         targets.update(self.named_buffers())
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
-        mismatched = [f"{k}: model {targets[k].shape}, state {np.shape(state[k])}"
-                      for k in targets if k in state and np.shape(state[k]) != targets[k].shape]
+        mismatched = [
+            f"{k}: model {targets[k].shape}, state {np.shape(state[k])}"
+            for k in targets
+            if k in state and np.shape(state[k]) != targets[k].shape
+        ]
         problems = []
         if strict and missing:
             problems.append(f"missing keys {missing}")
@@ -245,7 +249,9 @@ class Sequential:
                     shape = tuple(layer.output_shape(shape))
                 except Exception:  # a layer that cannot infer from a partial shape
                     shape = None
-            shown = "(None, " + ", ".join("?" if d is None else str(d) for d in shape) + ")" if shape is not None else "?"
+            shown = (
+                "(None, " + ", ".join("?" if d is None else str(d) for d in shape) + ")" if shape is not None else "?"
+            )
             cls = type(layer).__name__
             label = f"{i}: {cls}" if layer.name == cls else f"{i}: {layer.name} ({cls})"
             rows.append((label, shown, layer.num_params()))
@@ -255,11 +261,15 @@ class Sequential:
         w1 = max([len("Output shape")] + [len(r[1]) for r in rows]) + 2
         w2 = max([len("Params")] + [len(f"{r[2]:,}") for r in rows])
         rule = "=" * (w0 + w1 + w2)
-        lines = [f'Model: "{self.name}"', rule,
-                 f"{'Layer':<{w0}}{'Output shape':<{w1}}{'Params':>{w2}}", rule]
+        lines = [f'Model: "{self.name}"', rule, f"{'Layer':<{w0}}{'Output shape':<{w1}}{'Params':>{w2}}", rule]
         lines += [f"{a:<{w0}}{b:<{w1}}{c:>{w2},}" for a, b, c in rows]
-        lines += [rule, f"Total params: {trainable + non_trainable:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {non_trainable:,}", rule]
+        lines += [
+            rule,
+            f"Total params: {trainable + non_trainable:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {non_trainable:,}",
+            rule,
+        ]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)
@@ -278,7 +288,9 @@ class Sequential:
 
         ``fuse=True`` also fuses each Dense with a following activation layer (see ``fuse()``).
         """
-        from . import losses as _losses, metrics as _metrics, optim as _optim
+        from . import losses as _losses
+        from . import metrics as _metrics
+        from . import optim as _optim
 
         if loss is None:
             raise ValueError("Sequential.compile: loss is required, e.g. loss='softmax_cross_entropy'")
@@ -305,9 +317,19 @@ class Sequential:
         """
         return _training.train_on_batch(self, x, y)
 
-    def fit(self, x=None, y=None, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
-            validation_data=None, validation_split: float = 0.0, verbose: int = 1, callbacks=None,
-            initial_epoch: int = 0):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        validation_data=None,
+        validation_split: float = 0.0,
+        verbose: int = 1,
+        callbacks=None,
+        initial_epoch: int = 0,
+    ):
         """Train for ``epochs`` epochs (Keras semantics); returns the ``History``.
 
         ``x`` may be arrays (with ``y``) or a ``fastnet.data.DataLoader`` (then ``y``, ``batch_size``
@@ -316,9 +338,19 @@ class Sequential:
         repeats an uninterrupted run exactly (``model.epochs_trained``, saved with the model, is the
         ``k`` to pass). ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
         """
-        return _training.fit(self, x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                             validation_data=validation_data, validation_split=validation_split,
-                             verbose=verbose, callbacks=callbacks, initial_epoch=initial_epoch)
+        return _training.fit(
+            self,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            verbose=verbose,
+            callbacks=callbacks,
+            initial_epoch=initial_epoch,
+        )
 
     def evaluate(self, x=None, y=None, batch_size: int = 256, return_dict: bool = False, verbose: int = 0):
         """Loss (and metrics) over ``(x, y)`` in eval mode: a float, ``[loss, m1, ...]`` when metrics
@@ -331,9 +363,13 @@ class Sequential:
 
     # ---- config and persistence ---------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name,
-                "layers": [{"class": type(l).__name__, "config": l.get_config(), "name": l.name,
-                            "lr_mult": float(l.lr_mult)} for l in self.layers]}
+        return {
+            "name": self.name,
+            "layers": [
+                {"class": type(l).__name__, "config": l.get_config(), "name": l.name, "lr_mult": float(l.lr_mult)}
+                for l in self.layers
+            ],
+        }
 
     def save(self, path) -> None:
         """Write architecture, compile settings, weights and optimizer state to one ``.npz`` (atomic)."""

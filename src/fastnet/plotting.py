@@ -1,4 +1,5 @@
 """Training curves as a PNG: ``fastnet.plot_history(history, path)``."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,10 @@ def _curves(history) -> dict:
     """The ``{name: [values per epoch]}`` dict of a History object or a plain dict."""
     h = getattr(history, "history", history)
     if not isinstance(h, dict) or not h:
-        raise ValueError(f"plot_history: expected a History (with a .history dict) or a non-empty dict of lists, "
-                         f"got {type(history).__name__}")
+        raise ValueError(
+            f"plot_history: expected a History (with a .history dict) or a non-empty dict of lists, "
+            f"got {type(history).__name__}"
+        )
     out = {}
     for k, v in h.items():
         try:

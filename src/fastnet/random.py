@@ -1,6 +1,7 @@
 """Seeding. Every layer draws its initial weights and dropout masks from
 ``fastnet.random.generator()``; ``fastnet.seed(s)`` resets it, so the same seed
 gives the same weights, masks and shuffles."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -13,6 +13,7 @@ Layout of the archive:
 The file is written to a temporary file in the same directory and renamed over the target,
 so a crash mid-save leaves any previous file intact.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,19 +59,35 @@ def model_config(model) -> dict:
     """The JSON document stored under ``config``."""
     layers = []
     for layer in model.layers:
-        layers.append({"class": type(layer).__name__, "config": layer.get_config(), "name": layer.name,
-                       "lr_mult": float(layer.lr_mult), "training": bool(layer.training),
-                       "generators": _generator_states(layer)})
+        layers.append(
+            {
+                "class": type(layer).__name__,
+                "config": layer.get_config(),
+                "name": layer.name,
+                "lr_mult": float(layer.lr_mult),
+                "training": bool(layer.training),
+                "generators": _generator_states(layer),
+            }
+        )
     compiled = None
     if model.loss is not None:
-        compiled = {"loss": model.loss.get_config(),
-                    "metrics": [m.name for m in model.metrics],
-                    "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
-                    "fused": any(getattr(l, "fused_activation", None) is not None for l in model.layers)}
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "fastnet_version": _fastnet_version(),
-            "name": model.name, "shuffle_seed": model.shuffle_seed, "epochs_trained": int(model.epochs_trained),
-            "input_shape": list(model._input_shape) if model._input_shape is not None else None,
-            "layers": layers, "compile": compiled}
+        compiled = {
+            "loss": model.loss.get_config(),
+            "metrics": [m.name for m in model.metrics],
+            "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
+            "fused": any(getattr(l, "fused_activation", None) is not None for l in model.layers),
+        }
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "fastnet_version": _fastnet_version(),
+        "name": model.name,
+        "shuffle_seed": model.shuffle_seed,
+        "epochs_trained": int(model.epochs_trained),
+        "input_shape": list(model._input_shape) if model._input_shape is not None else None,
+        "layers": layers,
+        "compile": compiled,
+    }
 
 
 def _write_npz(fileobj, arrays: dict) -> None:
@@ -86,8 +103,10 @@ def save_model(model, path) -> None:
     try:
         text = json.dumps(model_config(model))
     except TypeError as e:
-        raise ValueError(f"save: the model's config is not JSON-serialisable ({e}); a layer's get_config() "
-                         "must return plain numbers, strings, lists and dicts") from None
+        raise ValueError(
+            f"save: the model's config is not JSON-serialisable ({e}); a layer's get_config() "
+            "must return plain numbers, strings, lists and dicts"
+        ) from None
     arrays = {"config": np.array(text)}
     for key, value in model.state_dict().items():
         arrays[f"model/{key}"] = value
@@ -134,14 +153,18 @@ def _read(path):
     except (json.JSONDecodeError, TypeError, IndexError) as e:
         raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file (config is not JSON: {e})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file "
-                         f"(format {config.get('format') if isinstance(config, dict) else None!r}, "
-                         f"expected {FORMAT_NAME!r})")
+        raise ValueError(
+            f"load: {os.fspath(path)!r} is not a fastnet model file "
+            f"(format {config.get('format') if isinstance(config, dict) else None!r}, "
+            f"expected {FORMAT_NAME!r})"
+        )
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"load: {os.fspath(path)!r} has model format version {version!r} (written by fastnet "
-                         f"{config.get('fastnet_version')}); this fastnet {_fastnet_version()} reads version "
-                         f"{FORMAT_VERSION}")
+        raise ValueError(
+            f"load: {os.fspath(path)!r} has model format version {version!r} (written by fastnet "
+            f"{config.get('fastnet_version')}); this fastnet {_fastnet_version()} reads version "
+            f"{FORMAT_VERSION}"
+        )
     return config, arrays
 
 
@@ -152,13 +175,17 @@ def _build_layers(config: dict, path: str):
     for i, spec in enumerate(config["layers"]):
         cls = LAYER_CLASSES.get(spec.get("class"))
         if cls is None:
-            raise ValueError(f"load: {path!r} layer {i} has unknown layer class {spec.get('class')!r}; "
-                             f"known classes: {sorted(LAYER_CLASSES)}")
+            raise ValueError(
+                f"load: {path!r} layer {i} has unknown layer class {spec.get('class')!r}; "
+                f"known classes: {sorted(LAYER_CLASSES)}"
+            )
         try:
             layer = cls.from_config(dict(spec.get("config", {})))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"load: {path!r} layer {i} ({spec['class']}) cannot be rebuilt from its config "
-                             f"{spec.get('config')}: {e}") from None
+            raise ValueError(
+                f"load: {path!r} layer {i} ({spec['class']}) cannot be rebuilt from its config "
+                f"{spec.get('config')}: {e}"
+            ) from None
         layer.name = spec.get("name", layer.name)
         layer.lr_mult = float(spec.get("lr_mult", 1.0))
         layer.train(bool(spec.get("training", True)))
@@ -194,7 +221,7 @@ def load(path):
     model.epochs_trained = int(config.get("epochs_trained") or 0)
     if config.get("input_shape") is not None:
         model._input_shape = tuple(config["input_shape"])
-    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    weights = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     try:
         model.load_state_dict(weights, strict=True)
     except ValueError as e:
@@ -202,7 +229,9 @@ def load(path):
 
     compiled = config.get("compile")
     if compiled is not None:
-        from . import losses as _losses, metrics as _metrics, optim as _optim
+        from . import losses as _losses
+        from . import metrics as _metrics
+        from . import optim as _optim
 
         loss = _losses.from_config(compiled["loss"])
         try:
@@ -211,7 +240,7 @@ def load(path):
             raise ValueError(f"load: {path!r} uses a metric this fastnet does not know: {e}") from None
         optimizer = _optim.from_config(compiled["optimizer"]) if compiled.get("optimizer") is not None else None
         if optimizer is not None:
-            opt_state = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+            opt_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
             optimizer.load_state_dict(opt_state)
         model.loss, model.metrics, model.optimizer = loss, metrics, optimizer
         if compiled.get("fused", False):

@@ -4,6 +4,7 @@ Setting them together keeps 2 cores from running 2 x 2 x 2 threads.
 The default is the number of CPUs this process may run on (its affinity mask),
 or ``FASTNET_NUM_THREADS`` if set.
 """
+
 from __future__ import annotations
 
 import os

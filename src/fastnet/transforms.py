@@ -6,6 +6,7 @@ the loader's seed and epoch. They use plain NumPy only (they run in the prefetch
 Random transforms work on images ``(N, C, H, W)`` or ``(N, H, W)``; for flat
 ``(N, H*W*C)`` batches pass ``image_shape=(C, H, W)`` or ``(H, W)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,10 @@ def _images(x, image_shape, where):
     if image_shape is not None:
         return x.reshape((len(x),) + tuple(image_shape)), (lambda y: y.reshape(x.shape))
     if x.ndim < 3:
-        raise ValueError(f"{where}: expected image batches (N, H, W) or (N, C, H, W), got shape {x.shape}; "
-                         f"pass image_shape= for flat batches")
+        raise ValueError(
+            f"{where}: expected image batches (N, H, W) or (N, C, H, W), got shape {x.shape}; "
+            f"pass image_shape= for flat batches"
+        )
     return x, (lambda y: y)
 
 
@@ -98,8 +101,9 @@ class RandomShift(Transform):
         H, W = imgs.shape[-2:]
         for i in range(len(imgs)):  # a slice copy per sample: cheap next to a training step
             a, b = dh[i], dw[i]
-            out[i, ..., max(a, 0):H + min(a, 0), max(b, 0):W + min(b, 0)] = \
-                imgs[i, ..., max(-a, 0):H + min(-a, 0), max(-b, 0):W + min(-b, 0)]
+            out[i, ..., max(a, 0) : H + min(a, 0), max(b, 0) : W + min(b, 0)] = imgs[
+                i, ..., max(-a, 0) : H + min(-a, 0), max(-b, 0) : W + min(-b, 0)
+            ]
         return restore(out)
 
 

@@ -6,6 +6,7 @@ statistics fitted on the training data:
 >>> x_train_s, stats = standardize(x_train)
 >>> x_test_s, _ = standardize(x_test, stats=stats)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,10 @@ def _int_labels(y, where: str) -> np.ndarray:
         return arr.astype(np.int64)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{where}: y must hold integer class ids, got non-integer values "
-                             f"(e.g. {arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]!r})")
+            raise ValueError(
+                f"{where}: y must hold integer class ids, got non-integer values "
+                f"(e.g. {arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]!r})"
+            )
         return arr.astype(np.int64)
     raise ValueError(f"{where}: y must hold integer class ids, got dtype {arr.dtype}")
 
@@ -42,8 +45,10 @@ def to_categorical(y, num_classes: int | None = None, dtype=np.float32) -> np.nd
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"to_categorical: num_classes must be a positive int, got {num_classes!r}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"to_categorical: labels must be in [0, {num_classes}), got labels from "
-                         f"{int(labels.min())} to {int(labels.max())}")
+        raise ValueError(
+            f"to_categorical: labels must be in [0, {num_classes}), got labels from "
+            f"{int(labels.min())} to {int(labels.max())}"
+        )
     out = np.zeros((labels.size, int(num_classes)), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out
@@ -58,8 +63,9 @@ def train_val_split(x, y, val_fraction: float = 0.2, stratify: bool = False, see
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"train_val_split: x and y must have the same number of samples, got shapes "
-                         f"{x.shape} and {y.shape}")
+        raise ValueError(
+            f"train_val_split: x and y must have the same number of samples, got shapes {x.shape} and {y.shape}"
+        )
     frac = float(val_fraction)
     if not (0.0 < frac < 1.0):
         raise ValueError(f"train_val_split: val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -70,7 +76,7 @@ def train_val_split(x, y, val_fraction: float = 0.2, stratify: bool = False, see
         val_idx = []
         for c in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == c))
-            val_idx.append(members[:int(round(len(members) * frac))])
+            val_idx.append(members[: int(round(len(members) * frac))])
         val_idx = np.sort(np.concatenate(val_idx)) if val_idx else np.array([], dtype=np.int64)
         mask = np.zeros(n, dtype=bool)
         mask[val_idx] = True
@@ -81,8 +87,10 @@ def train_val_split(x, y, val_fraction: float = 0.2, stratify: bool = False, see
         n_val = int(round(n * frac))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
     if len(val_idx) == 0 or len(train_idx) == 0:
-        raise ValueError(f"train_val_split: val_fraction={frac} of {n} samples leaves {len(train_idx)} for training "
-                         f"and {len(val_idx)} for validation; both need at least one")
+        raise ValueError(
+            f"train_val_split: val_fraction={frac} of {n} samples leaves {len(train_idx)} for training "
+            f"and {len(val_idx)} for validation; both need at least one"
+        )
     return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
 
 
@@ -110,13 +118,15 @@ def standardize(x, axis=0, stats: dict | None = None, eps: float = 1e-7):
         std = np.where(std < eps, 1.0, std).astype(arr.dtype)
         stats = {"mean": mean.astype(arr.dtype), "std": std}
     elif not isinstance(stats, dict) or not {"mean", "std"} <= set(stats):
-        raise ValueError("standardize: stats must be the dict returned by a previous standardize call "
-                         "(keys 'mean' and 'std')")
+        raise ValueError(
+            "standardize: stats must be the dict returned by a previous standardize call (keys 'mean' and 'std')"
+        )
     try:
         out = (arr - stats["mean"]) / stats["std"]
     except ValueError as e:
-        raise ValueError(f"standardize: x of shape {arr.shape} does not fit stats of shape "
-                         f"{np.shape(stats['mean'])}: {e}") from None
+        raise ValueError(
+            f"standardize: x of shape {arr.shape} does not fit stats of shape {np.shape(stats['mean'])}: {e}"
+        ) from None
     return out.astype(arr.dtype, copy=False), stats
 
 
@@ -129,17 +139,23 @@ def minmax_scale(x, feature_range=(0.0, 1.0), axis=0, stats: dict | None = None)
         lo, hi = (float(v) for v in feature_range)
         if not hi > lo:
             raise ValueError(f"minmax_scale: feature_range must be (low, high) with high > low, got {feature_range!r}")
-        stats = {"min": arr.min(axis=axis, keepdims=True).astype(arr.dtype),
-                 "max": arr.max(axis=axis, keepdims=True).astype(arr.dtype), "feature_range": (lo, hi)}
+        stats = {
+            "min": arr.min(axis=axis, keepdims=True).astype(arr.dtype),
+            "max": arr.max(axis=axis, keepdims=True).astype(arr.dtype),
+            "feature_range": (lo, hi),
+        }
     elif not isinstance(stats, dict) or not {"min", "max", "feature_range"} <= set(stats):
-        raise ValueError("minmax_scale: stats must be the dict returned by a previous minmax_scale call "
-                         "(keys 'min', 'max', 'feature_range')")
+        raise ValueError(
+            "minmax_scale: stats must be the dict returned by a previous minmax_scale call "
+            "(keys 'min', 'max', 'feature_range')"
+        )
     lo, hi = stats["feature_range"]
     span = stats["max"] - stats["min"]
     span = np.where(span == 0, 1, span)
     try:
         out = (arr - stats["min"]) / span * (hi - lo) + lo
     except ValueError as e:
-        raise ValueError(f"minmax_scale: x of shape {arr.shape} does not fit stats of shape "
-                         f"{np.shape(stats['min'])}: {e}") from None
+        raise ValueError(
+            f"minmax_scale: x of shape {arr.shape} does not fit stats of shape {np.shape(stats['min'])}: {e}"
+        ) from None
     return out.astype(arr.dtype, copy=False), stats

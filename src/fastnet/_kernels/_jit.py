@@ -20,6 +20,7 @@ a fingerprint of all compiled-kernel sources (``fast/*.py`` and this file), kept
 in the cache directory (``<module>.fastnet-sources``); on a mismatch the module's cached
 kernels are dropped and recompiled once.
 """
+
 import hashlib
 import os
 import tempfile
@@ -65,8 +66,9 @@ def _drop_if_stale(dispatcher) -> None:
         if module in _stamps["flushing"]:  # all kernels of a module are decorated during its import
             dispatcher._cache.flush()
     except OSError as e:
-        warnings.warn(f"fastnet: could not check the Numba cache of {module} for stale kernels: {e}",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"fastnet: could not check the Numba cache of {module} for stale kernels: {e}", RuntimeWarning, stacklevel=3
+        )
 
 
 def _njit(args, kwargs, **policy):

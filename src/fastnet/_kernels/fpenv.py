@@ -22,6 +22,7 @@ The mode is per thread, and Linux threads inherit it from the thread that create
 ``FASTNET_FLUSH_DENORMALS=0``. Switching it on also affects your own NumPy code in those
 threads (e.g. ``np.float32(1e-39) * 1`` gives 0), which is the point of the switch.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -14,6 +14,7 @@ already beats NumPy. So a kernel runs its parallel variant only when
 - the caller is the main thread (the policy of ``_jit.pjit``: never a parallel kernel in a
   background thread, e.g. a data-loading or a user's inference thread).
 """
+
 from __future__ import annotations
 
 import threading
@@ -42,8 +43,7 @@ COMPUTE_BOUND_MIN = 1 << 19
 def use_parallel(n: int, min_elements: int) -> bool:
     """True when a kernel over ``n`` elements should run its parallel (``prange``) variant:
     ``n >= min_elements``, more than one thread, and called from the main thread."""
-    return (n >= min_elements and threading.current_thread() is _main
-            and numba.get_num_threads() > 1)
+    return n >= min_elements and threading.current_thread() is _main and numba.get_num_threads() > 1
 
 
 _prepared: set = set()

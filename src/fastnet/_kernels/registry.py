@@ -7,6 +7,7 @@ starts as a copy of it and is overwritten by every name the compiled modules in
 ``fastnet._kernels.fast`` export, so ``fast_kernel_names()`` tells which kernels
 are really compiled; tests assert that list is complete.
 """
+
 from __future__ import annotations
 
 import contextlib

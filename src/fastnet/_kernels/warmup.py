@@ -12,6 +12,7 @@ the first import of fastnet) to choose the directory, e.g. for a read-only insta
 or a shared CI cache. With a warm cache, ``warmup`` only loads machine code (fast);
 with an empty one it compiles (tens of seconds per dtype).
 """
+
 from __future__ import annotations
 
 import time
@@ -48,12 +49,18 @@ def _calls(dt, n):
         calls.append(("act_forward", (flat, act, 0.1)))
         calls.append(("act_backward_from_output", (flat, flat, flat if act == "gelu" else None, act, 0.1)))
     calls += [
-        ("relu_forward", (flat,)), ("relu_backward", (flat, flat)),
-        ("leaky_relu_forward", (flat, 0.1)), ("leaky_relu_backward", (flat, flat, 0.1)),
-        ("sigmoid_forward", (flat,)), ("sigmoid_backward", (flat, flat)),
-        ("tanh_forward", (flat,)), ("tanh_backward", (flat, flat)),
-        ("gelu_forward", (flat,)), ("gelu_backward", (flat, flat)),
-        ("softmax_forward", (y,)), ("softmax_backward", (y, y)),
+        ("relu_forward", (flat,)),
+        ("relu_backward", (flat, flat)),
+        ("leaky_relu_forward", (flat, 0.1)),
+        ("leaky_relu_backward", (flat, flat, 0.1)),
+        ("sigmoid_forward", (flat,)),
+        ("sigmoid_backward", (flat, flat)),
+        ("tanh_forward", (flat,)),
+        ("tanh_backward", (flat, flat)),
+        ("gelu_forward", (flat,)),
+        ("gelu_backward", (flat, flat)),
+        ("softmax_forward", (y,)),
+        ("softmax_backward", (y, y)),
     ]
     x3 = r(rows, 4, 4)
     c4 = np.ones(4, dt)
@@ -68,8 +75,11 @@ def _calls(dt, n):
     probs = np.full((rows, 16), 1.0 / 16, dtype=dt)
     unit = np.full(n, 0.5, dtype=dt)
     calls += [
-        ("softmax_cross_entropy", (y, ids, 0.1)), ("softmax_cross_entropy", (y, probs, 0.0)),
-        ("sigmoid_bce_with_logits", (flat, unit)), ("bce_on_probs", (unit, unit, 1e-7)), ("mse", (flat, unit)),
+        ("softmax_cross_entropy", (y, ids, 0.1)),
+        ("softmax_cross_entropy", (y, probs, 0.0)),
+        ("sigmoid_bce_with_logits", (flat, unit)),
+        ("bce_on_probs", (unit, unit, 1e-7)),
+        ("mse", (flat, unit)),
     ]
     p = r(n)
     calls += [

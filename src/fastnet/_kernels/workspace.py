@@ -11,6 +11,7 @@ variable ``FASTNET_WORKSPACE_MB`` (read at import). A call with a larger batch t
 split into chunks of whole samples; the results are identical, only the peak memory differs.
 Buffers never escape: kernels copy results into fresh arrays.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,7 +75,7 @@ def take(dtype, *shapes) -> tuple:
         buf = bufs[dtype] = np.empty(need, dtype=dtype)
     out, start = [], 0
     for shape, size in zip(shapes, sizes):
-        out.append(buf[start:start + size].reshape(shape))
+        out.append(buf[start : start + size].reshape(shape))
         start += size
     return tuple(out)
 

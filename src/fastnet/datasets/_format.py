@@ -1,4 +1,5 @@
 """Shared output options of every dataset loader: raw uint8, or float in NCHW / flat layout."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ Nothing here runs unless a dataset is missing everywhere else. Set
 access; tests do. ``fetch`` takes an ``opener`` so it can be tested with
 ``file://`` URLs or a fake.
 """
+
 from __future__ import annotations
 
 import hashlib

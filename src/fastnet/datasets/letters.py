@@ -1,4 +1,5 @@
 """The bundled letters dataset: 17x17 binary images of the uppercase letters A-Z (26 classes)."""
+
 from __future__ import annotations
 
 from importlib import resources

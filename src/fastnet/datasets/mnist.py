@@ -14,6 +14,7 @@ Search order (the first location holding a complete copy wins):
 ``.npz`` files hold ``x_train, y_train, x_test, y_test`` (the Keras layout; read with
 ``allow_pickle=False``).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,30 +34,33 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset may live and how to download it."""
+
     name: str
     subdir: str
     npz_names: tuple
-    files: dict          # role -> (IDX file name without .gz, sha256 of the .gz)
-    mirrors: tuple       # base URLs, tried in order
+    files: dict  # role -> (IDX file name without .gz, sha256 of the .gz)
+    mirrors: tuple  # base URLs, tried in order
     system_dirs: tuple = ()
     class_names: tuple = ()
 
 
 MNIST = DatasetSpec(
-    name="MNIST", subdir="mnist", npz_names=("mnist.npz",),
+    name="MNIST",
+    subdir="mnist",
+    npz_names=("mnist.npz",),
     files={
         "train_images": ("train-images-idx3-ubyte", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
         "train_labels": ("train-labels-idx1-ubyte", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
         "test_images": ("t10k-images-idx3-ubyte", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
         "test_labels": ("t10k-labels-idx1-ubyte", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     },
-    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-             "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
     class_names=tuple(str(i) for i in range(10)),
 )
 
 FASHION_MNIST = DatasetSpec(
-    name="Fashion-MNIST", subdir="fashion-mnist",
+    name="Fashion-MNIST",
+    subdir="fashion-mnist",
     npz_names=("fashion-mnist.npz", "fashion_mnist.npz"),
     files={
         "train_images": ("train-images-idx3-ubyte", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
@@ -64,11 +68,23 @@ FASHION_MNIST = DatasetSpec(
         "test_images": ("t10k-images-idx3-ubyte", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
         "test_labels": ("t10k-labels-idx1-ubyte", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
     },
-    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
     system_dirs=("/usr/share/datasets/fashion-mnist",),
-    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    class_names=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 )
 
 
@@ -153,7 +169,8 @@ def locate(spec: DatasetSpec, path=None, download=None, opener=None):
         if hit is None:
             raise FileNotFoundError(
                 f"{spec.name}: no {'/'.join(spec.npz_names)} and not all four IDX files "
-                f"({', '.join(spec.files[r][0] + '[.gz]' for r in ROLES)}) in {p} or {p / spec.subdir}")
+                f"({', '.join(spec.files[r][0] + '[.gz]' for r in ROLES)}) in {p} or {p / spec.subdir}"
+            )
         return hit
     searched = []
     env = os.environ.get("FASTNET_DATA")
@@ -174,16 +191,18 @@ def locate(spec: DatasetSpec, path=None, download=None, opener=None):
         f"{spec.name} not found: looked in {', '.join(dict.fromkeys(searched))}; {reason}. "
         f"Put {spec.npz_names[0]} (arrays x_train, y_train, x_test, y_test) or the four IDX files "
         f"({', '.join(spec.files[r][0] + '.gz' for r in ROLES)}) in one of those directories, "
-        f"set FASTNET_DATA to a directory holding them, or pass path= (--data-dir on the command line).")
+        f"set FASTNET_DATA to a directory holding them, or pass path= (--data-dir on the command line)."
+    )
 
 
-def load(spec: DatasetSpec, path=None, *, normalize=False, flatten=False, dtype=np.float32,
-         download=None, opener=None):
+def load(spec: DatasetSpec, path=None, *, normalize=False, flatten=False, dtype=np.float32, download=None, opener=None):
     """Load any MNIST-layout dataset described by ``spec`` (see :func:`mnist`)."""
     kind, where = locate(spec, path, download, opener)
     (xtr, ytr), (xte, yte) = _read(kind, where, spec)
-    return tuple((format_images(x, normalize=normalize, flatten=flatten, scale=255.0, dtype=dtype),
-                  format_labels(y)) for x, y in ((xtr, ytr), (xte, yte)))
+    return tuple(
+        (format_images(x, normalize=normalize, flatten=flatten, scale=255.0, dtype=dtype), format_labels(y))
+        for x, y in ((xtr, ytr), (xte, yte))
+    )
 
 
 def mnist(path=None, *, normalize: bool = False, flatten: bool = False, dtype=np.float32, download=None):

@@ -1,4 +1,5 @@
 """The user's own data: an ``.npz`` file or in-memory arrays, checked and split."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,10 @@ def load_npz(path, *, normalize: bool = False, flatten: bool = False, dtype=np.f
     need = [f"{a}_{s}" for s in splits for a in ("x", "y")]
     missing = [k for k in need if k not in arrays]
     if missing:
-        raise ValueError(f"load_npz: {path} lacks arrays {missing} (has {sorted(arrays)}); "
-                         f"expected x_train, y_train, x_test, y_test and optionally x_val, y_val")
+        raise ValueError(
+            f"load_npz: {path} lacks arrays {missing} (has {sorted(arrays)}); "
+            f"expected x_train, y_train, x_test, y_test and optionally x_val, y_val"
+        )
     out = []
     for s in splits:
         x, y = arrays[f"x_{s}"], arrays[f"y_{s}"]
@@ -63,11 +66,14 @@ def from_arrays(x, y, *, validation_split: float = 0.0, test_split: float = 0.0,
     n = len(x)
     n_val, n_test = int(round(n * validation_split)), int(round(n * test_split))
     if n - n_val - n_test < 1 or (validation_split > 0 and n_val == 0) or (test_split > 0 and n_test == 0):
-        raise ValueError(f"from_arrays: {n} samples cannot be split into validation_split={validation_split} "
-                         f"and test_split={test_split} with at least one sample in each part")
+        raise ValueError(
+            f"from_arrays: {n} samples cannot be split into validation_split={validation_split} "
+            f"and test_split={test_split} with at least one sample in each part"
+        )
     if shuffle:
         if seed is None:
             from .. import random as _random
+
             rng = _random.spawn()
         else:
             rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ Softmax) or the input (GELU). Any float dtype passes through unchanged.
 The elementwise ones can be fused into a preceding ``Dense``: ``layer.fusable`` gives
 the ``(activation, alpha)`` pair to hand to ``Dense.fuse`` (Softmax is not fusable).
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ compute ``forward`` (keeping only what its backward needs) and ``backward``
 (filling ``self.grads`` and returning the gradient for its input). The arithmetic
 lives in ``fastnet._kernels``; a layer only handles shapes, parameters and caching.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,11 @@ def pair(value, name: str, where: str, minimum: int = 1) -> tuple[int, int]:
     """Normalise an int or (h, w) argument to a pair of ints, with a clear error."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         out = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
         out = (int(value[0]), int(value[1]))
     else:
         raise ValueError(f"{where}: {name} must be an int or a pair of ints (h, w), got {value!r}")
@@ -147,8 +151,9 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
     # ---- input checks shared by all layers -----------------------------------------------
-    def _check_input(self, x, ndim: int | None = None, shape_tail: tuple | None = None,
-                     dtype: np.dtype | None = None) -> np.ndarray:
+    def _check_input(
+        self, x, ndim: int | None = None, shape_tail: tuple | None = None, dtype: np.dtype | None = None
+    ) -> np.ndarray:
         """Raise a ValueError naming this layer when ``x`` has the wrong type, rank, shape or dtype."""
         if not isinstance(x, np.ndarray):
             raise ValueError(f"{self.name}: expected a numpy array, got {type(x).__name__}")
@@ -157,13 +162,15 @@ class Layer:
         if dtype is not None and x.dtype != dtype:
             raise ValueError(f"{self.name}: expected input dtype {np.dtype(dtype)} (the layer's dtype), got {x.dtype}")
         if ndim is not None and x.ndim != ndim:
-            raise ValueError(f"{self.name}: expected a {ndim}-d input {self._shape_hint(ndim, shape_tail)}, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"{self.name}: expected a {ndim}-d input {self._shape_hint(ndim, shape_tail)}, got shape {x.shape}"
+            )
         if shape_tail is not None:
-            tail = x.shape[len(x.shape) - len(shape_tail):]
+            tail = x.shape[len(x.shape) - len(shape_tail) :]
             if any(e is not None and e != g for e, g in zip(shape_tail, tail)):
-                raise ValueError(f"{self.name}: expected input shape {self._shape_hint(x.ndim, shape_tail)}, "
-                                 f"got {x.shape}")
+                raise ValueError(
+                    f"{self.name}: expected input shape {self._shape_hint(x.ndim, shape_tail)}, got {x.shape}"
+                )
         if x.shape[0] == 0:
             raise ValueError(f"{self.name}: got an empty batch, shape {x.shape}")
         return np.ascontiguousarray(x)

@@ -1,4 +1,5 @@
 """2-D convolution layer (NCHW)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,17 +9,22 @@ from .base import Layer, check_dtype, pair, positive_int
 from .init import check_init, init_weight
 
 
-def conv_out_shape(where: str, hw: tuple, kernel: tuple, stride: tuple, padding: tuple,
-                   input_shape: tuple) -> tuple[int, int]:
+def conv_out_shape(
+    where: str, hw: tuple, kernel: tuple, stride: tuple, padding: tuple, input_shape: tuple
+) -> tuple[int, int]:
     """(OH, OW) of a sliding window; ValueError naming the layer and shapes if the kernel
     does not fit in the padded input. Shared by convolution and pooling layers."""
     if hw[0] is None or hw[1] is None:  # partial shape (model summary): unknown stays unknown
-        return tuple(None if d is None else conv_out_shape(where, (d, d), (k, k), (s, s), (p, p), input_shape)[0]
-                     for d, k, s, p in zip(hw, kernel, stride, padding))
+        return tuple(
+            None if d is None else conv_out_shape(where, (d, d), (k, k), (s, s), (p, p), input_shape)[0]
+            for d, k, s, p in zip(hw, kernel, stride, padding)
+        )
     padded = (hw[0] + 2 * padding[0], hw[1] + 2 * padding[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:
-        raise ValueError(f"{where}: kernel {kernel} is larger than the padded input {padded} "
-                         f"(input shape {tuple(input_shape)}, padding {padding})")
+        raise ValueError(
+            f"{where}: kernel {kernel} is larger than the padded input {padded} "
+            f"(input shape {tuple(input_shape)}, padding {padding})"
+        )
     return ((padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1)
 
 
@@ -49,8 +55,18 @@ class Conv2D(Layer):
     # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
     can_skip_input_grad = True
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, init: str = "he", dtype=np.float32, name: str | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        init: str = "he",
+        dtype=np.float32,
+        name: str | None = None,
+    ):
         super().__init__(name)
         self.in_channels = positive_int(in_channels, "in_channels", self.name)
         self.out_channels = positive_int(out_channels, "out_channels", self.name)
@@ -62,8 +78,9 @@ class Conv2D(Layer):
         self.use_bias = bool(bias)
         kh, kw = self.kernel_size
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
-        self.params["weight"] = init_weight((self.out_channels, self.in_channels, kh, kw),
-                                            fan_in, fan_out, self.init, self.dtype)
+        self.params["weight"] = init_weight(
+            (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, self.init, self.dtype
+        )
         if self.use_bias:
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -76,11 +93,13 @@ class Conv2D(Layer):
         """Apply ``activation`` (only "relu") inside this layer from now on. Returns self.
         ``alpha`` is accepted for the ``(activation, alpha)`` pair of ``ReLU.fusable`` and ignored."""
         if activation not in self.fusable_activations:
-            raise ValueError(f"{self.name}.fuse: activation must be one of {self.fusable_activations}, "
-                             f"got {activation!r}")
+            raise ValueError(
+                f"{self.name}.fuse: activation must be one of {self.fusable_activations}, got {activation!r}"
+            )
         if self._fused is not None:
-            raise ValueError(f"{self.name}.fuse: layer already has activation {self._fused!r}; "
-                             f"cannot fuse {activation!r}")
+            raise ValueError(
+                f"{self.name}.fuse: layer already has activation {self._fused!r}; cannot fuse {activation!r}"
+            )
         self._fused = activation
         self._x = self._y = None
         return self
@@ -97,14 +116,17 @@ class Conv2D(Layer):
         return self._fused
 
     def _out_hw(self, input_shape) -> tuple[int, int]:
-        return conv_out_shape(self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride,
-                              self.padding, input_shape)
+        return conv_out_shape(
+            self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride, self.padding, input_shape
+        )
 
     def forward(self, x, training=None):
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None), dtype=self.dtype)
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self.name}: expected input with {self.in_channels} channels "
-                             f"(N, {self.in_channels}, H, W), got shape {x.shape}")
+            raise ValueError(
+                f"{self.name}: expected input with {self.in_channels} channels "
+                f"(N, {self.in_channels}, H, W), got shape {x.shape}"
+            )
         self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
         if self._fused is None:  # the 5-argument call: the kernel contract without ``act``
@@ -122,12 +144,21 @@ class Conv2D(Layer):
         n = self._x.shape[0]
         dout = self._check_grad(dout, (n, self.out_channels, *self._out_hw(self._x.shape)))
         if self._fused is None:
-            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding,
-                                             need_dx=input_grad)
+            dx, dw, db = ops.conv2d_backward(
+                dout, self._x, self.params["weight"], self.stride, self.padding, need_dx=input_grad
+            )
         else:
             self._require_forward(self._y)
-            dx, dw, db = ops.conv2d_backward(dout, self._x, self.params["weight"], self.stride, self.padding,
-                                             act=self._fused, y=self._y, need_dx=input_grad)
+            dx, dw, db = ops.conv2d_backward(
+                dout,
+                self._x,
+                self.params["weight"],
+                self.stride,
+                self.padding,
+                act=self._fused,
+                y=self._y,
+                need_dx=input_grad,
+            )
         self.grads["weight"][...] = dw
         if self.use_bias:
             self.grads["bias"][...] = db
@@ -135,15 +166,22 @@ class Conv2D(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] not in (None, self.in_channels):
-            raise ValueError(f"{self.name}: expected a sample shape ({self.in_channels}, H, W), "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(
+                f"{self.name}: expected a sample shape ({self.in_channels}, H, W), got {tuple(input_shape)}"
+            )
         return (self.out_channels, *self._out_hw(input_shape))
 
     def get_config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": compact(self.kernel_size), "stride": compact(self.stride),
-                "padding": compact(self.padding), "bias": self.use_bias, "init": self.init,
-                "dtype": self.dtype.name}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": compact(self.kernel_size),
+            "stride": compact(self.stride),
+            "padding": compact(self.padding),
+            "bias": self.use_bias,
+            "init": self.init,
+            "dtype": self.dtype.name,
+        }
 
     def __repr__(self):
         text = super().__repr__()

@@ -1,4 +1,5 @@
 """Fully connected layer, optionally with its activation fused into the same kernel call."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,17 @@ class Dense(Layer):
     # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
     can_skip_input_grad = True
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
-                 activation: str | None = None, alpha: float = 0.01, dtype=np.float32, name: str | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str = "he",
+        activation: str | None = None,
+        alpha: float = 0.01,
+        dtype=np.float32,
+        name: str | None = None,
+    ):
         super().__init__(name)
         self.in_features = positive_int(in_features, "in_features", self.name)
         self.out_features = positive_int(out_features, "out_features", self.name)
@@ -39,8 +49,9 @@ class Dense(Layer):
         self.activation = check_activation(activation, self.name)
         self.alpha = check_alpha(alpha, self.name)
         self.use_bias = bool(bias)
-        self.params["weight"] = init_weight((self.in_features, self.out_features), self.in_features,
-                                            self.out_features, self.init, self.dtype)
+        self.params["weight"] = init_weight(
+            (self.in_features, self.out_features), self.in_features, self.out_features, self.init, self.dtype
+        )
         if self.use_bias:
             self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -55,8 +66,10 @@ class Dense(Layer):
         if act is None:
             raise ValueError(f"{self.name}.fuse: activation must be one of the fusable names, got {activation!r}")
         if self.activation is not None or self._fused is not None:
-            raise ValueError(f"{self.name}.fuse: layer already has activation "
-                             f"{self.activation or self._fused[0]!r}; cannot fuse {act!r}")
+            raise ValueError(
+                f"{self.name}.fuse: layer already has activation "
+                f"{self.activation or self._fused[0]!r}; cannot fuse {act!r}"
+            )
         self._fused = (act, check_alpha(alpha, f"{self.name}.fuse"))
         self._x = self._y = self._z = None
         return self
@@ -99,8 +112,9 @@ class Dense(Layer):
         if act is None:
             dx, dw, db = ops.dense_backward(dout, self._x, self.params["weight"], need_dx=input_grad)
         else:
-            dx, dw, db = ops.dense_act_backward(dout, self._x, self.params["weight"], self._y, self._z, act, alpha,
-                                                need_dx=input_grad)
+            dx, dw, db = ops.dense_act_backward(
+                dout, self._x, self.params["weight"], self._y, self._z, act, alpha, need_dx=input_grad
+            )
         self.grads["weight"][...] = dw
         if self.use_bias:
             self.grads["bias"][...] = db
@@ -108,13 +122,19 @@ class Dense(Layer):
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
-            raise ValueError(f"{self.name}: expected input shape (N, {self.in_features}), "
-                             f"got per-sample shape {tuple(input_shape)}")
+            raise ValueError(
+                f"{self.name}: expected input shape (N, {self.in_features}), got per-sample shape {tuple(input_shape)}"
+            )
         return (self.out_features,)
 
     def get_config(self):
-        cfg = {"in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias,
-               "init": self.init, "activation": self.activation}
+        cfg = {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.use_bias,
+            "init": self.init,
+            "activation": self.activation,
+        }
         if self.activation == "leaky_relu":
             cfg["alpha"] = self.alpha
         cfg["dtype"] = self.dtype.name

@@ -3,6 +3,7 @@
 He (Kaiming) normal suits ReLU-family layers, Glorot (Xavier) uniform suits
 sigmoid/tanh and linear outputs. Layers choose with ``init="he" | "glorot"``.
 """
+
 from __future__ import annotations
 
 import numpy as np

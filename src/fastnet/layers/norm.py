@@ -1,4 +1,5 @@
 """Batch normalisation over (N, C) and (N, C, H, W) inputs, with PyTorch's names and running statistics."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,12 @@ from .base import Layer, check_dtype, positive_int
 
 
 def _positive_float(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)) or float(value) <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(value))
+        or float(value) <= 0
+    ):
         raise ValueError(f"{where}: {name} must be a positive float, got {value!r}")
     return float(value)
 
@@ -28,13 +33,17 @@ class _BatchNorm(Layer):
 
     ranks: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32,
-                 name: str | None = None):
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32, name: str | None = None
+    ):
         super().__init__(name)
         self.num_features = positive_int(num_features, "num_features", self.name)
         self.eps = _positive_float(eps, "eps", self.name)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) \
-                or not 0.0 <= float(momentum) <= 1.0:
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(momentum) <= 1.0
+        ):
             raise ValueError(f"{self.name}: momentum must be a float in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         self.dtype = check_dtype(dtype, self.name)
@@ -59,8 +68,9 @@ class _BatchNorm(Layer):
         x3 = self._as3d(x)
         gamma, beta = self.params["weight"], self.params["bias"]
         if not self._mode(training):
-            return ops.batchnorm_forward_eval(x3, gamma, beta, self.buffers["running_mean"],
-                                              self.buffers["running_var"], self.eps).reshape(x.shape)
+            return ops.batchnorm_forward_eval(
+                x3, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"], self.eps
+            ).reshape(x.shape)
         m = x3.shape[0] * x3.shape[2]
         if m < 2:
             raise ValueError(f"{self.name}: training needs more than 1 value per channel, got input shape {x.shape}")
@@ -86,13 +96,14 @@ class _BatchNorm(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) + 1 not in self.ranks or input_shape[0] != self.num_features:
-            raise ValueError(f"{self.name}: expected per-sample shape starting with {self.num_features} "
-                             f"channels and rank {[r - 1 for r in self.ranks]}, got {tuple(input_shape)}")
+            raise ValueError(
+                f"{self.name}: expected per-sample shape starting with {self.num_features} "
+                f"channels and rank {[r - 1 for r in self.ranks]}, got {tuple(input_shape)}"
+            )
         return tuple(input_shape)
 
     def get_config(self):
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "dtype": self.dtype.name}
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "dtype": self.dtype.name}
 
 
 class BatchNorm1d(_BatchNorm):

@@ -1,4 +1,5 @@
 """Pooling layers (NCHW): max, average and global average. No parameters."""
+
 from __future__ import annotations
 
 from .._kernels import ops
@@ -19,13 +20,15 @@ class _Pool2D(Layer):
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", self.name)
         self.padding = pair(padding, "padding", self.name, minimum=0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
-            raise ValueError(f"{self.name}: padding {self.padding} must be at most half the kernel size "
-                             f"{self.kernel_size}")
+            raise ValueError(
+                f"{self.name}: padding {self.padding} must be at most half the kernel size {self.kernel_size}"
+            )
         self._x_shape = None
 
     def _out_hw(self, input_shape) -> tuple[int, int]:
-        return conv_out_shape(self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride,
-                              self.padding, input_shape)
+        return conv_out_shape(
+            self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride, self.padding, input_shape
+        )
 
     def _check(self, x):
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None))
@@ -43,8 +46,11 @@ class _Pool2D(Layer):
         return (input_shape[0], *self._out_hw(input_shape))
 
     def get_config(self):
-        return {"kernel_size": compact(self.kernel_size), "stride": compact(self.stride),
-                "padding": compact(self.padding)}
+        return {
+            "kernel_size": compact(self.kernel_size),
+            "stride": compact(self.stride),
+            "padding": compact(self.padding),
+        }
 
 
 class MaxPool2D(_Pool2D):

@@ -1,4 +1,5 @@
 """Shape-only layers: Flatten and Reshape (no arithmetic, a view when the input is contiguous)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ class Flatten(Layer):
     def forward(self, x, training=None):
         x = self._check_input(x)
         if x.ndim < 2:
-            raise ValueError(f"{self.name}: expected an input with a batch axis and at least one more, "
-                             f"(N, ...), got shape {x.shape}")
+            raise ValueError(
+                f"{self.name}: expected an input with a batch axis and at least one more, (N, ...), got shape {x.shape}"
+            )
         self._shape = x.shape  # shape only: cheap to keep in any mode
         return x.reshape(x.shape[0], -1)
 
@@ -37,11 +39,16 @@ class Reshape(Layer):
         super().__init__(name)
         if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
             shape = (shape,)
-        if (not isinstance(shape, (tuple, list)) or not shape
-                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape)
-                or any(s == 0 or s < -1 for s in shape) or sum(s == -1 for s in shape) > 1):
-            raise ValueError(f"{self.name}: shape must be a non-empty tuple of positive ints with at most "
-                             f"one -1, got {shape!r}")
+        if (
+            not isinstance(shape, (tuple, list))
+            or not shape
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape)
+            or any(s == 0 or s < -1 for s in shape)
+            or sum(s == -1 for s in shape) > 1
+        ):
+            raise ValueError(
+                f"{self.name}: shape must be a non-empty tuple of positive ints with at most one -1, got {shape!r}"
+            )
         self.shape = tuple(int(s) for s in shape)
         self._shape = None
 
@@ -50,12 +57,16 @@ class Reshape(Layer):
         known = int(np.prod([s for s in self.shape if s != -1]))
         if -1 in self.shape:
             if size % known:
-                raise ValueError(f"{self.name}: cannot reshape a sample of shape {tuple(input_shape)} "
-                                 f"({size} elements) to {self.shape}")
+                raise ValueError(
+                    f"{self.name}: cannot reshape a sample of shape {tuple(input_shape)} "
+                    f"({size} elements) to {self.shape}"
+                )
             return tuple(size // known if s == -1 else s for s in self.shape)
         if known != size:
-            raise ValueError(f"{self.name}: cannot reshape a sample of shape {tuple(input_shape)} "
-                             f"({size} elements) to {self.shape} ({known} elements)")
+            raise ValueError(
+                f"{self.name}: cannot reshape a sample of shape {tuple(input_shape)} "
+                f"({size} elements) to {self.shape} ({known} elements)"
+            )
         return self.shape
 
     def forward(self, x, training=None):

@@ -7,6 +7,7 @@ Defaults follow PyTorch except where a class says otherwise (RMSprop uses Keras'
 
 and by hand: ``opt.step([(key, param, grad, lr_mult), ...])`` updates each array in place.
 """
+
 from __future__ import annotations
 
 from .adagrad import AdaGrad
@@ -16,8 +17,20 @@ from .rmsprop import RMSprop
 from .schedules import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "get", "from_config",
-           "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "AdaGrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "get",
+    "from_config",
+    "StepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "ReduceLROnPlateau",
+]
 
 _NAMES = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
@@ -42,6 +55,7 @@ def from_config(config: dict) -> Optimizer:
         raise ValueError(f"optimizer config must be a dict with 'class_name' and 'config', got {config!r}")
     cls = OPTIMIZER_CLASSES.get(config["class_name"])
     if cls is None:
-        raise ValueError(f"unknown optimizer class {config['class_name']!r}; expected one of "
-                         f"{sorted(OPTIMIZER_CLASSES)}")
+        raise ValueError(
+            f"unknown optimizer class {config['class_name']!r}; expected one of {sorted(OPTIMIZER_CLASSES)}"
+        )
     return cls(**config.get("config", {}))

@@ -1,4 +1,5 @@
 """AdaGrad: per-coordinate learning rates shrinking with the sum of squared gradients."""
+
 from __future__ import annotations
 
 from .._kernels import ops

@@ -1,4 +1,5 @@
 """Adam and AdamW: bias-corrected first and second moment estimates."""
+
 from __future__ import annotations
 
 from .._kernels import ops
@@ -19,8 +20,9 @@ class Adam(Optimizer):
     _hyper = ("beta1", "beta2", "eps", "weight_decay")
     _decoupled = False
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0
+    ):
         super().__init__(lr)
         who = type(self).__name__
         self.beta1 = check_hyper(beta1, "beta1", who, 0.0, 1.0)
@@ -29,8 +31,9 @@ class Adam(Optimizer):
         self.weight_decay = check_hyper(weight_decay, "weight_decay", who)
 
     def _update(self, p, g, state, lr, t):
-        ops.adam_update_(p, g, state["m"], state["v"], lr, self.beta1, self.beta2, self.eps, t,
-                         self.weight_decay, self._decoupled)
+        ops.adam_update_(
+            p, g, state["m"], state["v"], lr, self.beta1, self.beta2, self.eps, t, self.weight_decay, self._decoupled
+        )
 
 
 class AdamW(Adam):
@@ -39,6 +42,7 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01):
+    def __init__(
+        self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01
+    ):
         super().__init__(lr, beta1, beta2, eps, weight_decay)

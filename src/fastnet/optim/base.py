@@ -5,6 +5,7 @@ lazily: ``step(slots)`` receives ``(key, param, grad, lr_mult)`` tuples and crea
 parameter's state the first time it sees its key. Each parameter is then updated IN PLACE
 by one kernel call (``ops.<name>_update_``), with learning rate ``self.lr * lr_mult``.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 OPTIMIZER_CLASSES: dict[str, type] = {}
 
 
-def check_hyper(value, name: str, who: str, low: float = 0.0, high: float = math.inf,
-                low_open: bool = False, high_open: bool = True) -> float:
+def check_hyper(
+    value, name: str, who: str, low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = True
+) -> float:
     """``value`` as a float inside the given interval, or a ValueError naming it."""
     try:
         v = float(value)
@@ -47,7 +49,7 @@ class Optimizer:
         self.lr = lr
         self.iterations = 0
         self._state: dict[str, dict[str, np.ndarray]] = {}  # key -> {slot name -> array}
-        self._steps: dict[str, int] = {}                  # key -> times that parameter was updated
+        self._steps: dict[str, int] = {}  # key -> times that parameter was updated
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -82,12 +84,16 @@ class Optimizer:
         except (TypeError, ValueError):
             raise ValueError(f"{who}.step: expected (key, param, grad, lr_mult) tuples, got {slot!r:.80}") from None
         if not isinstance(p, np.ndarray) or p.dtype not in _FLOATS or not p.flags.c_contiguous:
-            raise ValueError(f"{who}.step: parameter {key!r} must be a C-contiguous float32/float64 array, "
-                             f"got {getattr(p, 'dtype', type(p).__name__)}")
+            raise ValueError(
+                f"{who}.step: parameter {key!r} must be a C-contiguous float32/float64 array, "
+                f"got {getattr(p, 'dtype', type(p).__name__)}"
+            )
         if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
-            raise ValueError(f"{who}.step: gradient of {key!r} must match its parameter "
-                             f"({p.shape}, {p.dtype}), got {getattr(g, 'shape', type(g).__name__)} "
-                             f"{getattr(g, 'dtype', '')}")
+            raise ValueError(
+                f"{who}.step: gradient of {key!r} must match its parameter "
+                f"({p.shape}, {p.dtype}), got {getattr(g, 'shape', type(g).__name__)} "
+                f"{getattr(g, 'dtype', '')}"
+            )
         lr_mult = check_hyper(lr_mult, f"lr_mult of {key!r}", f"{who}.step")
         return str(key), p, np.ascontiguousarray(g), lr_mult
 
@@ -99,8 +105,10 @@ class Optimizer:
             return state
         for name, arr in state.items():
             if arr.shape != p.shape:
-                raise ValueError(f"{who}: state {name}/{key} has shape {arr.shape} but the parameter has "
-                                 f"shape {p.shape}; was the optimizer reused for another model?")
+                raise ValueError(
+                    f"{who}: state {name}/{key} has shape {arr.shape} but the parameter has "
+                    f"shape {p.shape}; was the optimizer reused for another model?"
+                )
             if arr.dtype != p.dtype:  # loaded from a file saved with another dtype
                 state[name] = arr = np.ascontiguousarray(arr, dtype=p.dtype)
         return state
@@ -117,20 +125,24 @@ class Optimizer:
                 out[f"{name}/{key}"] = arr.copy()
         return out
 
-    def load_state_dict(self, state: dict) -> "Optimizer":
+    def load_state_dict(self, state: dict) -> Optimizer:
         """Restore ``state_dict()``'s output; the following steps are identical to the saved run's."""
         who = type(self).__name__
         if not isinstance(state, dict) or "iterations" not in state:
-            raise ValueError(f"{who}.load_state_dict: expected a dict from state_dict() with 'iterations', "
-                             f"got keys {sorted(state) if isinstance(state, dict) else type(state).__name__}")
+            raise ValueError(
+                f"{who}.load_state_dict: expected a dict from state_dict() with 'iterations', "
+                f"got keys {sorted(state) if isinstance(state, dict) else type(state).__name__}"
+            )
         steps, slots = {}, {}
         for name, value in state.items():
             if name in ("iterations", "lr"):
                 continue
             prefix, sep, key = name.partition("/")
             if not sep or (prefix != "step" and prefix not in self._slots):
-                raise ValueError(f"{who}.load_state_dict: unexpected entry {name!r}; expected 'iterations', 'lr', "
-                                 f"'step/<key>' or one of {[s + '/<key>' for s in self._slots]}")
+                raise ValueError(
+                    f"{who}.load_state_dict: unexpected entry {name!r}; expected 'iterations', 'lr', "
+                    f"'step/<key>' or one of {[s + '/<key>' for s in self._slots]}"
+                )
             if prefix == "step":
                 steps[key] = int(np.asarray(value))
             else:
@@ -149,8 +161,10 @@ class Optimizer:
     # ---- config -------------------------------------------------------------------------------
     def get_config(self) -> dict:
         """JSON-able ``{"class_name": ..., "config": {hyperparameters}}``."""
-        return {"class_name": type(self).__name__,
-                "config": {"lr": self.lr, **{h: getattr(self, h) for h in self._hyper}}}
+        return {
+            "class_name": type(self).__name__,
+            "config": {"lr": self.lr, **{h: getattr(self, h) for h in self._hyper}},
+        }
 
     def __repr__(self):
         cfg = self.get_config()["config"]

@@ -1,4 +1,5 @@
 """RMSprop: gradient divided by a running root-mean-square of recent gradients."""
+
 from __future__ import annotations
 
 from .._kernels import ops

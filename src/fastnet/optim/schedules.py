@@ -4,6 +4,7 @@ Call ``step()`` once per epoch (``step(metric)`` for :class:`ReduceLROnPlateau`)
 base learning rate is the optimizer's ``lr`` when the schedule is created. Only
 ``optimizer.lr`` is changed; per-layer multipliers still apply on top.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,10 @@ class LRScheduler:
         return self.optimizer.lr
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64),
-                "base_lr": np.array(self.base_lr, dtype=np.float64)}
+        return {
+            "last_epoch": np.array(self.last_epoch, dtype=np.int64),
+            "base_lr": np.array(self.base_lr, dtype=np.float64),
+        }
 
     def load_state_dict(self, state: dict):
         self.last_epoch = int(np.asarray(state["last_epoch"]))
@@ -74,7 +77,7 @@ class ExponentialLR(LRScheduler):
         self.gamma = check_hyper(gamma, "gamma", "ExponentialLR", 0.0, 1.0, low_open=True, high_open=False)
 
     def get_lr(self, epoch):
-        return self.base_lr * self.gamma ** epoch
+        return self.base_lr * self.gamma**epoch
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -101,8 +104,16 @@ class ReduceLROnPlateau:
     an improvement.
     """
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ):
         who = "ReduceLROnPlateau"
         if not isinstance(optimizer, Optimizer):
             raise ValueError(f"{who}: expected a fastnet Optimizer, got {type(optimizer).__name__}")
@@ -156,10 +167,12 @@ class ReduceLROnPlateau:
         return self.optimizer.lr
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"best": np.array(self.best, dtype=np.float64),
-                "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
-                "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64),
-                "last_epoch": np.array(self.last_epoch, dtype=np.int64)}
+        return {
+            "best": np.array(self.best, dtype=np.float64),
+            "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
+            "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64),
+            "last_epoch": np.array(self.last_epoch, dtype=np.int64),
+        }
 
     def load_state_dict(self, state: dict):
         self.best = float(np.asarray(state["best"]))

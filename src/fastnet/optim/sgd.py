@@ -1,4 +1,5 @@
 """Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."""
+
 from __future__ import annotations
 
 from .._kernels import ops

@@ -4,6 +4,7 @@ The fast backend must never quietly fall back to NumPy: if an extension is missi
 the fast kernel table raises an ImportError that says what is missing, how to build it, and
 how to choose the slow path on purpose.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,11 +1,12 @@
 """What the Cython window kernels (conv's im2col/col2im, pooling) share: input coercion, the
 sliding-window geometry and the OpenMP thread count for a call."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from .._jit import PARALLEL_MIN_ELEMENTS
 from ...threads import get_num_threads
+from .._jit import PARALLEL_MIN_ELEMENTS
 
 
 def as_float(a, dtype=None):

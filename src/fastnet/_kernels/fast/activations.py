@@ -19,20 +19,30 @@ Developer note: Numba's on-disk cache does not track calls into other modules. A
 editing this file, delete ``__pycache__/{dense,losses}.*.nb?`` too, or they keep the old
 inlined code.
 """
+
 import math
 
 import numpy as np
-
 from numba import prange
 
-from .._jit import jit, pjit
 from .. import parallel
+from .._jit import jit, pjit
 
 __all__ = [
-    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
-    "gelu_forward", "gelu_backward", "softmax_forward", "softmax_backward",
-    "act_forward", "act_backward_from_output",
+    "relu_forward",
+    "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "act_forward",
+    "act_backward_from_output",
 ]
 
 RELU, LEAKY_RELU, SIGMOID, TANH, GELU = 0, 1, 2, 3, 4
@@ -72,7 +82,9 @@ def _exp_nonpos(src, shift, dst, scratch):
         for i in range(n):
             v = src[i] - shift
             v = t(-87.0) if v < t(-87.0) else v  # NaN stays NaN (and so does the result)
-            k = np.floor(v * t(_LOG2E) + t(0.5))  # np.floor stays a float (llvm.floor: vectorises); math.floor returns an int
+            k = np.floor(
+                v * t(_LOG2E) + t(0.5)
+            )  # np.floor stays a float (llvm.floor: vectorises); math.floor returns an int
             k = k if k == k else t(0.0)  # no NaN into the int conversion; r carries the NaN
             r = v - k * t(_LN2_HI32) - k * t(_LN2_LO32)
             p = t(1.0 / 5040)
@@ -159,8 +171,15 @@ def _sigmoid_chunk(x, y, ws):
 # Float32 tanh: Eigen's 13/6-degree rational interpolant on [-9, 9] (outside, tanh is +-1 in
 # float32); max relative error 4e-7 against float64 tanh (NumPy's float32 tanh: 1.1e-7). One
 # loop, no exp, no scratch: 2.5x NumPy's SIMD tanh, where the exp-based form was 0.6x.
-_TANH_A = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-           -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_TANH_A = (
+    4.89352455891786e-03,
+    6.37261928875436e-04,
+    1.48572235717979e-05,
+    5.12229709037114e-08,
+    -8.60467152213735e-11,
+    2.00018790482477e-13,
+    -2.76076847742355e-16,
+)
 _TANH_B = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
 
 
@@ -197,8 +216,8 @@ def _tanh_chunk(x, y, ws):
     for i in range(n):
         v = x[i]
         z = v * v
-        num = ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3)
-        den = (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3)
+        num = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
+        den = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3
         small = v + v * z * num / den
         big = (1.0 - e[i]) / (1.0 + e[i])
         big = big if v >= 0.0 else -big
@@ -226,13 +245,13 @@ def _fwd_block(x, y, code, alpha, ws):
             y[i] = v if v > zero else v * alpha
     elif code == 2:
         for s in range(0, n, CHUNK):
-            _sigmoid_chunk(x[s:s + CHUNK], y[s:s + CHUNK], ws)
+            _sigmoid_chunk(x[s : s + CHUNK], y[s : s + CHUNK], ws)
     elif code == 3:
         if y.itemsize == 4:
             _tanh_f32(x, y)
         else:
             for s in range(0, n, CHUNK):
-                _tanh_chunk(x[s:s + CHUNK], y[s:s + CHUNK], ws)
+                _tanh_chunk(x[s : s + CHUNK], y[s : s + CHUNK], ws)
     else:
         c = t(_INV_SQRT2)
         for i in range(n):
@@ -357,6 +376,7 @@ def _softmax_bwd_parallel(dy, y, dx):
 
 
 # --- Python entry points: contiguity, dtype, allocation, serial/parallel choice ---
+
 
 def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)

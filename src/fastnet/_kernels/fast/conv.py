@@ -30,13 +30,16 @@ a single sample needs more. Threads: im2col/col2im and the layout copies run on
 ``fastnet.threads.get_num_threads()`` OpenMP threads, serially below ``PARALLEL_MIN_ELEMENTS``;
 the GEMMs use BLAS's own threads (set by the same switch).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .. import workspace
 from ._extension import load
-from ._window import as_float as _float, omp_threads as _threads, window_geometry
+from ._window import as_float as _float
+from ._window import omp_threads as _threads
+from ._window import window_geometry
 
 _ext = load("_im2col")
 
@@ -118,7 +121,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     stacked, step = _plan(N, F, K, P, dt.itemsize)
     for n0 in range(0, N, step):
         m = min(step, N - n0)
-        xs, ys = x[n0:n0 + m], y3[n0:n0 + m]
+        xs, ys = x[n0 : n0 + m], y3[n0 : n0 + m]
         if stacked or m == 1:
             # per-sample GEMMs write NCHW directly; bias (and ReLU) added while y is in cache
             (cols,) = workspace.take(dt, (m * K, P))
@@ -159,11 +162,11 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     dw_part = None if stacked else np.empty((F, K), dtype=dt)
     for n0 in range(0, N, step):
         m = min(step, N - n0)
-        xs, dys = x[n0:n0 + m], dy3[n0:n0 + m]
+        xs, dys = x[n0 : n0 + m], dy3[n0 : n0 + m]
         if stacked:
             if relu:  # ReLU's input gradient, sample-major like dy
                 cols, dwp, dz = workspace.take(dt, (m * K, P), (m, F, K), (m * F, P))
-                _ext.nfp_to_fnp_relu(dys, y3[n0:n0 + m], dz, _threads(dz.size))
+                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dz, _threads(dz.size))
                 dys = dz.reshape(m, F, P)
             else:
                 cols, dwp = workspace.take(dt, (m * K, P), (m, F, K))
@@ -175,7 +178,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
             db += dys.sum(axis=(0, 2))
             if need_dx:
                 np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
-                _ext.col2im_into(cols, dx[n0:n0 + m], kh, kw, sh, sw, ph, pw, nt, True)
+                _ext.col2im_into(cols, dx[n0 : n0 + m], kh, kw, sh, sw, ph, pw, nt, True)
             continue
         if m == 1 and not relu:
             (cols,) = workspace.take(dt, (K, P))
@@ -183,7 +186,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         else:
             cols, dyt = workspace.take(dt, (K, m * P), (F, m * P))
             if relu:  # the ReLU mask is applied in the same pass that transposes dy
-                _ext.nfp_to_fnp_relu(dys, y3[n0:n0 + m], dyt, _threads(dyt.size))
+                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dyt, _threads(dyt.size))
             else:
                 _ext.nfp_to_fnp(dys, dyt, _threads(dyt.size))
         nt = _threads(cols.size)
@@ -193,5 +196,5 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         db += dyt.sum(axis=1)
         if need_dx:
             np.matmul(w2.T, dyt, out=cols)  # dcols overwrites cols: forward's memory bound holds
-            _ext.col2im_into(cols, dx[n0:n0 + m], kh, kw, sh, sw, ph, pw, nt)
+            _ext.col2im_into(cols, dx[n0 : n0 + m], kh, kw, sh, sw, ph, pw, nt)
     return dx, dw.reshape(w.shape), db

@@ -10,12 +10,13 @@ Backward: the activation's derivative and the bias gradient ``db`` in one Numba 
 (``dz`` written into a scratch array), then ``dX = dz @ W.T`` and ``dW = X.T @ dz``
 by GEMM (BLAS reads the transposed operands in place, no copy).
 """
+
 import numba
 import numpy as np
 from numba import prange
 
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
 from .. import parallel
+from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
 from .activations import BLOCK, CHUNK, GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
@@ -29,6 +30,7 @@ PASS_PARALLEL_MIN = max(PARALLEL_MIN_ELEMENTS, 1 << 21)
 
 
 # --- forward: z += b row by row, then y = act(z) on the same row ---
+
 
 @jit
 def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1, ws):
@@ -62,7 +64,7 @@ def _bias_act_rows(z, y, b, code, alpha, act_on, r0, r1, ws):
             for j in range(o):
                 zr[j] += b[j]
         if act_on:
-            _fwd_block(zf[s * o:e * o], yf[s * o:e * o], code, alpha, ws)
+            _fwd_block(zf[s * o : e * o], yf[s * o : e * o], code, alpha, ws)
 
 
 @jit
@@ -81,6 +83,7 @@ def _bias_act_parallel(z, y, b, code, alpha, act_on):
 
 
 # --- backward: dz = act'(.) * dy and db = sum_rows(dz), per block of columns ---
+
 
 @jit
 def _dz_db_cols(dy, y, z, dz, db, code, alpha, act_on, c0, c1):
@@ -114,7 +117,7 @@ def _dz_db_serial(dy, y, z, dz, db, code, alpha, act_on):
     for s in range(0, n, rows):
         e = min(n, s + rows)
         if act_on:
-            _bwd_block(dyf[s * o:e * o], yf[s * o:e * o], zf[s * o:e * o], dzf[s * o:e * o], code, alpha)
+            _bwd_block(dyf[s * o : e * o], yf[s * o : e * o], zf[s * o : e * o], dzf[s * o : e * o], code, alpha)
         for i in range(s, e):
             sr = src[i]
             for j in range(o):
@@ -130,9 +133,15 @@ def _dz_db_parallel(dy, y, z, dz, db, code, alpha, act_on, cols):
 
 # --- Python entry points ---
 
+
 def _prepare(x, w, b=None):
-    if (type(x) is np.ndarray and type(w) is np.ndarray and x.dtype == w.dtype and x.flags.c_contiguous
-            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.flags.c_contiguous))):
+    if (
+        type(x) is np.ndarray
+        and type(w) is np.ndarray
+        and x.dtype == w.dtype
+        and x.flags.c_contiguous
+        and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.flags.c_contiguous))
+    ):
         return x, w, b  # the layers' case: nothing to convert
     dt = np.result_type(x, w) if b is None else np.result_type(x, w, b)
     x = np.ascontiguousarray(x, dtype=dt)

@@ -4,6 +4,7 @@ The layer draws the keep-mask from its own seeded NumPy Generator (so results ar
 deterministic and identical on both backends); this kernel only applies
 ``x * (mask * scale)`` in one pass, without materialising ``mask * scale``.
 """
+
 import numpy as np
 from numba import prange
 

@@ -8,13 +8,14 @@ gradient. The elementwise losses are one pass each.
 Partial sums are float64 and taken over a FIXED partition (one per row, or per block of
 ``BLOCK`` elements), then added in order, so the loss does not depend on the thread count.
 """
+
 import math
 
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
 from .. import parallel
+from .._jit import jit, pjit
 from .activations import BLOCK, CHUNK, _exp_nonpos, _row_max
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
@@ -24,6 +25,7 @@ _BCE_LOGITS, _BCE_PROBS, _MSE = 0, 1, 2
 
 
 # --- softmax cross-entropy ---
+
 
 @jit
 def _lse_row(x, g, r, scratch):
@@ -121,18 +123,31 @@ def softmax_cross_entropy(logits, target, label_smoothing):
         ids = np.ascontiguousarray(target, dtype=np.int64)
         if ids.min() < 0 or ids.max() >= c:
             raise ValueError(f"{where}: class ids must be in [0, {c}), got min {ids.min()} max {ids.max()}")
-        parallel.run(x.size, parallel.COMPUTE_BOUND_MIN, _sce_ids_serial, _sce_ids_parallel,
-                    (x, ids, ls, g, out), (x, ids, ls, g, out, rows))
+        parallel.run(
+            x.size,
+            parallel.COMPUTE_BOUND_MIN,
+            _sce_ids_serial,
+            _sce_ids_parallel,
+            (x, ids, ls, g, out),
+            (x, ids, ls, g, out, rows),
+        )
     else:
         if target.shape != x.shape:
             raise ValueError(f"{where}: probability target must have shape {x.shape}, got {target.shape}")
         tgt = np.ascontiguousarray(target, dtype=x.dtype)
-        parallel.run(x.size, parallel.COMPUTE_BOUND_MIN, _sce_probs_serial, _sce_probs_parallel,
-                    (x, tgt, ls, g, out), (x, tgt, ls, g, out, rows))
+        parallel.run(
+            x.size,
+            parallel.COMPUTE_BOUND_MIN,
+            _sce_probs_serial,
+            _sce_probs_parallel,
+            (x, tgt, ls, g, out),
+            (x, tgt, ls, g, out, rows),
+        )
     return float(out.sum()), g
 
 
 # --- elementwise losses: BCE from logits, BCE on probabilities, MSE ---
+
 
 @jit
 def _log1p_unit(e, terms):
@@ -288,13 +303,13 @@ def _elem_block(x, tgt, eps64, g, code):
     if code == 0:
         ws = np.empty((3, min(n, CHUNK)), dtype=g.dtype)
         for s in range(0, n, CHUNK):
-            acc += _bce_logits_chunk(x[s:s + CHUNK], tgt[s:s + CHUNK], g[s:s + CHUNK], ws)
+            acc += _bce_logits_chunk(x[s : s + CHUNK], tgt[s : s + CHUNK], g[s : s + CHUNK], ws)
     elif code == 1:
         tiny = t(1.1754943508222875e-38) if g.itemsize == 4 else t(2.2250738585072014e-308)
         if eps >= tiny:
             ws = np.empty((6, min(n, CHUNK)), dtype=g.dtype)
             for s in range(0, n, CHUNK):
-                acc += _bce_probs_chunk(x[s:s + CHUNK], tgt[s:s + CHUNK], eps, g[s:s + CHUNK], ws)
+                acc += _bce_probs_chunk(x[s : s + CHUNK], tgt[s : s + CHUNK], eps, g[s : s + CHUNK], ws)
         else:  # eps below the smallest normal: subnormal logs, not worth a vector path
             lo, hi = eps, one - eps
             for i in range(n):

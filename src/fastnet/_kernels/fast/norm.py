@@ -5,6 +5,7 @@ inside a block the loops run n -> c -> l, so memory is read in order whether L i
 (BatchNorm1d) or H*W (BatchNorm2d). Sums accumulate in float64 (per-channel sums over
 N*L elements lose precision fast in float32); outputs keep the input dtype.
 """
+
 import math
 
 import numba

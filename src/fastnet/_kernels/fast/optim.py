@@ -7,19 +7,21 @@ bias corrections are folded into two scalars in Python. Arrays of at least
 ``parallel.MEMORY_BOUND_MIN`` elements are split into blocks over Numba's threads (see
 ``fastnet/_kernels/parallel.py`` for why that is much larger than the generic threshold).
 """
+
 import math
 
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
 from .. import parallel
+from .._jit import jit, pjit
 from .activations import BLOCK
 
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_"]
 
 
 # --- SGD ---
+
 
 @jit
 def _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom, s, e):
@@ -46,11 +48,11 @@ def _sgd_parallel(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom)
     t = p.dtype.type
     lr, momentum, damp1, wd = t(lr), t(momentum), t(damp1), t(wd)
     for k in prange((n + BLOCK - 1) // BLOCK):
-        _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom,
-                   k * BLOCK, min(n, (k + 1) * BLOCK))
+        _sgd_block(p, g, buf, lr, momentum, damp1, nesterov, wd, use_wd, use_mom, k * BLOCK, min(n, (k + 1) * BLOCK))
 
 
 # --- AdaGrad and RMSprop: one routine, rho = 1 and (1 - rho) = 1 gives AdaGrad's sum ---
+
 
 @jit
 def _sq_block(p, g, sq, lr, rho, rho1, eps, wd, use_wd, s, e):
@@ -80,6 +82,7 @@ def _sq_parallel(p, g, sq, lr, rho, rho1, eps, wd, use_wd):
 
 # --- Adam / AdamW ---
 
+
 @jit
 def _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd, s, e):
     for i in range(s, e):
@@ -97,8 +100,24 @@ def _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrin
 @jit
 def _adam_serial(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd):
     t = p.dtype.type
-    _adam_block(p, g, m, v, t(step), t(inv_sqrt_bc2), t(b1), t(b11), t(b2), t(b21), t(eps), t(wd), t(shrink),
-                use_wd, 0, p.shape[0])
+    _adam_block(
+        p,
+        g,
+        m,
+        v,
+        t(step),
+        t(inv_sqrt_bc2),
+        t(b1),
+        t(b11),
+        t(b2),
+        t(b21),
+        t(eps),
+        t(wd),
+        t(shrink),
+        use_wd,
+        0,
+        p.shape[0],
+    )
 
 
 @pjit
@@ -108,14 +127,31 @@ def _adam_parallel(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, sh
     step, inv_sqrt_bc2, b1, b11, b2, b21 = t(step), t(inv_sqrt_bc2), t(b1), t(b11), t(b2), t(b21)
     eps, wd, shrink = t(eps), t(wd), t(shrink)
     for k in prange((n + BLOCK - 1) // BLOCK):
-        _adam_block(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, shrink, use_wd,
-                    k * BLOCK, min(n, (k + 1) * BLOCK))
+        _adam_block(
+            p,
+            g,
+            m,
+            v,
+            step,
+            inv_sqrt_bc2,
+            b1,
+            b11,
+            b2,
+            b21,
+            eps,
+            wd,
+            shrink,
+            use_wd,
+            k * BLOCK,
+            min(n, (k + 1) * BLOCK),
+        )
 
 
 # --- Python entry points ---
 # Scalars are passed as Python floats and cast to p's dtype inside the drivers: a NumPy scalar
 # argument costs Numba's dispatcher ~0.3 us more than a float (and ~0.2 us to build), which
 # on M2's 20-element bias was as much as the update itself.
+
 
 def _flat_inplace(a, name, where, like=None):
     """A flat view of ``a`` that writes through (so ``a`` must be C-contiguous)."""
@@ -145,8 +181,18 @@ def sgd_update_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
     gf = _grad(g, p, where)
     use_mom = bool(momentum)
     bf = _flat_inplace(buf, "buf", where, p) if use_mom else pf  # placeholder, never read
-    args = (pf, gf, bf, float(lr), float(momentum), 1.0 - float(dampening), bool(nesterov), float(weight_decay),
-            bool(weight_decay), use_mom)
+    args = (
+        pf,
+        gf,
+        bf,
+        float(lr),
+        float(momentum),
+        1.0 - float(dampening),
+        bool(nesterov),
+        float(weight_decay),
+        bool(weight_decay),
+        use_mom,
+    )
     _run(_sgd_serial, _sgd_parallel, args)
 
 
@@ -174,10 +220,24 @@ def adam_update_(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
     gf = _grad(g, p, where)
     mf = _flat_inplace(m, "m", where, p)
     vf = _flat_inplace(v, "v", where, p)
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
+    bc1 = 1.0 - beta1**t
+    bc2 = 1.0 - beta2**t
     shrink = 1.0 - lr * weight_decay if (decoupled and weight_decay) else 1.0
     use_wd = bool(weight_decay) and not decoupled
-    args = (pf, gf, mf, vf, float(lr / bc1), float(1.0 / math.sqrt(bc2)), float(beta1), float(1.0 - beta1),
-            float(beta2), float(1.0 - beta2), float(eps), float(weight_decay), float(shrink), use_wd)
+    args = (
+        pf,
+        gf,
+        mf,
+        vf,
+        float(lr / bc1),
+        float(1.0 / math.sqrt(bc2)),
+        float(beta1),
+        float(1.0 - beta1),
+        float(beta2),
+        float(1.0 - beta2),
+        float(eps),
+        float(weight_decay),
+        float(shrink),
+        use_wd,
+    )
     _run(_adam_serial, _adam_parallel, args)

@@ -7,12 +7,15 @@ Ties in max-pool: the first maximum in row-major window order wins (see the .pyx
 Max-pool forward is branch-free, with an SSE2 float32 path for 2x2 windows of stride 2 (the
 .pyx docstring says why and what it measured).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ._extension import load
-from ._window import as_float as _float, omp_threads as _threads, window_geometry
+from ._window import as_float as _float
+from ._window import omp_threads as _threads
+from ._window import window_geometry
 
 _ext = load("_pool")
 

@@ -3,4 +3,14 @@
 Each module exports its kernels in ``__all__``; the fast backend must export the
 same names with the same signatures and return conventions.
 """
-MODULES = ("dense", "activations", "conv", "pool", "dropout", "norm", "losses", "optim")  # helpers: add your module name here when it exists
+
+MODULES = (
+    "dense",
+    "activations",
+    "conv",
+    "pool",
+    "dropout",
+    "norm",
+    "losses",
+    "optim",
+)  # helpers: add your module name here when it exists

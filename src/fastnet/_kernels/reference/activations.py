@@ -1,13 +1,25 @@
 """Elementwise activations, plain NumPy. Backward uses the saved output where it can
 (ReLU, sigmoid, tanh), so a layer keeps one array, not two."""
-import numpy as np
+
 from math import sqrt
 
+import numpy as np
+
 __all__ = [
-    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
-    "gelu_forward", "gelu_backward", "softmax_forward", "softmax_backward",
-    "act_forward", "act_backward_from_output",
+    "relu_forward",
+    "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "act_forward",
+    "act_backward_from_output",
 ]
 
 
@@ -48,6 +60,7 @@ def tanh_backward(dy, y):
 
 def _erf(x):
     from scipy.special import erf  # scipy is a numpy-stack staple; used only by the reference GELU
+
     return erf(x)
 
 

@@ -5,6 +5,7 @@ Shapes (NCHW): x (N, C, H, W), w (F, C, KH, KW), b (F,), y (N, F, OH, OW) with
 ordered (c, kh, kw) so ``w.reshape(F, -1)`` multiplies it directly, columns
 ordered (n, oh, ow).
 """
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -32,8 +33,7 @@ def windows(xp, kernel, stride, oh, ow):
     n, c, _, _ = xp.shape
     sn, sc, sh_, sw_ = xp.strides
     (kh, kw), (sh, sw) = kernel, stride
-    return as_strided(xp, shape=(n, c, kh, kw, oh, ow),
-                      strides=(sn, sc, sh_, sw_, sh_ * sh, sw_ * sw), writeable=False)
+    return as_strided(xp, shape=(n, c, kh, kw, oh, ow), strides=(sn, sc, sh_, sw_, sh_ * sh, sw_ * sw), writeable=False)
 
 
 def im2col(x, kernel, stride, padding):
@@ -56,8 +56,8 @@ def col2im(cols, x_shape, kernel, stride, padding):
     # slice assignment touches distinct positions, so `+=` is safe here.
     for i in range(kh):
         for j in range(kw):
-            dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += d[:, :, i, j]
-    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+            dxp[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += d[:, :, i, j]
+    return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
 
 def _check_act(act):
@@ -72,7 +72,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     cols = im2col(x, (kh, kw), stride, padding)
     oh = out_size(x.shape[2], kh, stride[0], padding[0])
     ow = out_size(x.shape[3], kw, stride[1], padding[1])
-    y = w.reshape(f, -1) @ cols                       # (F, N*OH*OW)
+    y = w.reshape(f, -1) @ cols  # (F, N*OH*OW)
     y = y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3) + b.reshape(1, f, 1, 1)
     if act == "relu":
         y = np.maximum(y, 0)
@@ -84,11 +84,11 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     if act == "relu":
         if y is None or y.shape != dy.shape:
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
-        dy = dy * (y > 0)                              # as relu_backward: gradient at 0 is 0
+        dy = dy * (y > 0)  # as relu_backward: gradient at 0 is 0
     f, _, kh, kw = w.shape
     # The columns are recomputed instead of cached: they are KH*KW times bigger than x.
     cols = im2col(x, (kh, kw), stride, padding)
-    dy2 = dy.transpose(1, 0, 2, 3).reshape(f, -1)     # (F, N*OH*OW), columns (n, oh, ow)
+    dy2 = dy.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, N*OH*OW), columns (n, oh, ow)
     dw = (dy2 @ cols.T).reshape(w.shape)
     db = dy.sum(axis=(0, 2, 3))
     if not need_dx:  # a model's first layer in training: no input gradient needed

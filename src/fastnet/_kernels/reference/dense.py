@@ -1,5 +1,5 @@
 """Fully connected layer, plain NumPy: y = x @ w + b, optionally followed by an activation."""
-import numpy as np
+
 
 from .activations import act_backward_from_output, act_forward
 

@@ -1,5 +1,6 @@
 """Inverted dropout, plain NumPy. The layer draws the keep-mask (1 = keep) from its own
 seeded generator and passes ``scale = 1 / (1 - p)``, so eval mode needs no rescaling."""
+
 __all__ = ["dropout_forward", "dropout_backward"]
 
 

@@ -2,6 +2,7 @@
 losses as a Python float and its gradient with respect to the prediction (same shape and
 dtype as the prediction). The loss class divides both by what its reduction asks for.
 """
+
 import numpy as np
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]

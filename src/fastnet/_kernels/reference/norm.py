@@ -4,6 +4,7 @@ BatchNorm1d on (N, C) passes L = 1; BatchNorm2d passes L = H*W. Statistics are p
 channel over the N and L axes; normalisation uses the biased variance (the layer
 turns it into the unbiased one for its running statistics, as PyTorch does).
 """
+
 import numpy as np
 
 __all__ = ["batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward"]

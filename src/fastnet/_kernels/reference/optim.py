@@ -5,6 +5,7 @@ Formulas follow PyTorch's (torch.optim, single tensor, no amsgrad/centered/maxim
 decoupled: ``p *= 1 - lr * weight_decay`` before the Adam step). ``eps`` is added AFTER the
 square root in AdaGrad, RMSprop and Adam. Scalars are Python floats, ``t`` the 1-based step.
 """
+
 import numpy as np
 
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_"]
@@ -57,6 +58,6 @@ def adam_update_(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
     m += (1.0 - beta1) * d
     v *= beta2
     v += (1.0 - beta2) * d * d
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
+    bc1 = 1.0 - beta1**t
+    bc2 = 1.0 - beta2**t
     p -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)

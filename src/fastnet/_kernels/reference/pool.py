@@ -6,18 +6,24 @@ an int64 flat index ``h*W + w`` into the unpadded input plane. A window holding 
 NaN yields NaN and points at its first NaN. Average pooling counts padding as
 zeros (PyTorch's ``count_include_pad=True``).
 """
+
 import numpy as np
 
 from .conv import _pad, out_size, windows
 
-__all__ = ["maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
-           "global_avgpool2d_forward", "global_avgpool2d_backward"]
+__all__ = [
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "global_avgpool2d_backward",
+]
 
 
 def _geometry(x_shape, kernel, stride, padding):
     _, _, h, w = x_shape
-    return (out_size(h, kernel[0], stride[0], padding[0]),
-            out_size(w, kernel[1], stride[1], padding[1]))
+    return (out_size(h, kernel[0], stride[0], padding[0]), out_size(w, kernel[1], stride[1], padding[1]))
 
 
 def maxpool2d_forward(x, kernel, stride, padding):
@@ -31,13 +37,13 @@ def maxpool2d_forward(x, kernel, stride, padding):
     # Row/column of every window element in the unpadded plane.
     rows = (np.arange(oh) * sh - ph)[:, None, None, None] + np.arange(kh)[None, None, :, None]
     cols = (np.arange(ow) * sw - pw)[None, :, None, None] + np.arange(kw)[None, None, None, :]
-    rows, cols = np.broadcast_arrays(rows, cols)                      # (OH, OW, KH, KW)
+    rows, cols = np.broadcast_arrays(rows, cols)  # (OH, OW, KH, KW)
     rows, cols = rows.reshape(oh, ow, kh * kw), cols.reshape(oh, ow, kh * kw)
     valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
     # First real element equal to the max (padding excluded, so an all -inf window
     # still points inside the input); np.argmax on booleans returns the first True.
     hit = ((win == y[..., None]) | np.isnan(win)) & valid
-    k = hit.argmax(axis=-1)                                           # (N, C, OH, OW)
+    k = hit.argmax(axis=-1)  # (N, C, OH, OW)
     flat = (rows * w + cols)[np.arange(oh)[:, None], np.arange(ow)[None, :], k]
     return np.ascontiguousarray(y, dtype=x.dtype), flat.astype(np.int64, copy=False)
 
@@ -54,7 +60,7 @@ def maxpool2d_backward(dy, argmax, x_shape):
 
 def avgpool2d_forward(x, kernel, stride, padding):
     oh, ow = _geometry(x.shape, kernel, stride, padding)
-    win = windows(_pad(x, padding), kernel, stride, oh, ow)        # (N, C, KH, KW, OH, OW)
+    win = windows(_pad(x, padding), kernel, stride, oh, ow)  # (N, C, KH, KW, OH, OW)
     y = win.sum(axis=(2, 3)) / (kernel[0] * kernel[1])
     return np.ascontiguousarray(y, dtype=x.dtype)
 
@@ -67,8 +73,8 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding):
     dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
     for i in range(kh):
         for j in range(kw):
-            dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += g
-    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+            dxp[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += g
+    return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
 
 def global_avgpool2d_forward(x):
