@@ -37,7 +37,7 @@ class GradNorms(fn.callbacks.Callback):
         pred = self.model.forward(self.x, training=True)
         self.loss.forward(pred, self.y)
         self.model.backward(self.loss.backward())
-        norms = [float(np.linalg.norm(l.grads["weight"])) for l in self.model.layers if "weight" in l.grads]
+        norms = [float(np.linalg.norm(layer.grads["weight"])) for layer in self.model.layers if "weight" in layer.grads]
         self.norms.append(norms)
 
 
@@ -58,7 +58,7 @@ def run(title, hidden, loss, probe_loss, lr, data, epochs, seed):
     )
     print(f"\n== {title} ==")
     print("epoch  val_acc   |grad W1|   |grad W2|")
-    for e, (acc, (g1, g2)) in enumerate(zip(hist.history["val_accuracy"], probe.norms), 1):
+    for e, (acc, (g1, g2)) in enumerate(zip(hist.history["val_accuracy"], probe.norms, strict=True), 1):
         print(f"{e:5d}  {acc:7.4f}  {g1:10.2e}  {g2:10.2e}")
     return hist.history["val_accuracy"]
 

@@ -237,7 +237,8 @@ def test_csv_logger(tmp_path):
     path = tmp_path / "log.csv"
     m = model()
     hist = m.fit(x, y, epochs=3, batch_size=16, validation_data=blobs(seed=1), verbose=0, callbacks=[C.CSVLogger(path)])
-    rows = list(csv.DictReader(open(path)))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [float(r["loss"]) for r in rows] == pytest.approx(hist.history["loss"])
@@ -251,7 +252,8 @@ def test_csv_logger(tmp_path):
         verbose=0,
         callbacks=[C.CSVLogger(path, append=True)],
     )
-    rows = list(csv.DictReader(open(path)))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3", "4"]
 
 

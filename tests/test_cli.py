@@ -127,7 +127,7 @@ def test_predict_real_png_matches_model(trained, capsys, tmp_path):
     expected = m.predict(xv[:3].reshape(3, -1).astype(np.float32))
     lines = out.strip().splitlines()
     assert len(lines) == 3
-    for line, probs in zip(lines, expected):
+    for line, probs in zip(lines, expected, strict=True):
         k = int(np.argmax(probs))
         assert f"class {k} ({fastnet.datasets.LETTER_NAMES[k]})" in line
         assert abs(float(line.split("probability")[1]) - probs[k]) < 1e-3

@@ -217,6 +217,6 @@ def test_loader_augmentation_reproducible_per_epoch():
     b = DataLoader(x, y, batch_size=10, transform=t, seed=4)
     b.set_epoch(1)
     first, second = [xb for xb, _ in a], [xb for xb, _ in a]
-    for u, v in zip(second, (xb for xb, _ in b)):
+    for u, v in zip(second, (xb for xb, _ in b), strict=True):
         np.testing.assert_array_equal(u, v)
-    assert not all(np.array_equal(u, v) for u, v in zip(first, second))
+    assert not all(np.array_equal(u, v) for u, v in zip(first, second, strict=True))

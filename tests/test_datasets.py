@@ -50,7 +50,7 @@ def write_mnist_dir(d, data, gz=True):
 
 
 def assert_same(loaded, data):
-    for (xl, yl), (x, y) in zip(loaded, data):
+    for (xl, yl), (x, y) in zip(loaded, data, strict=True):
         np.testing.assert_array_equal(xl, x)
         np.testing.assert_array_equal(yl, y)
         assert yl.dtype == np.int64

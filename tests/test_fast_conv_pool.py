@@ -54,7 +54,7 @@ def test_conv2d_matches_reference(geo, f, dtype, seed):
     yf, yr = both("conv2d_forward", x, wt, b, s, p)
     close(yf, yr, dtype)
     dy = rng.standard_normal(yr.shape).astype(dtype)
-    for gf, gr in zip(*both("conv2d_backward", dy, x, wt, s, p)):
+    for gf, gr in zip(*both("conv2d_backward", dy, x, wt, s, p), strict=True):
         close(gf, gr, dtype)
     # need_dx=False (a model's first layer in training): no dx, the same dw and db
     full = kernel("conv2d_backward", "numpy")(dy, x, wt, s, p)
@@ -152,7 +152,7 @@ def test_chunked_conv_equals_unchunked(dtype, filters, monkeypatch):
         workspace.set_workspace_limit(limit)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y_chunk, y_full, rtol=tol, atol=tol)
-    for a, c in zip(g_chunk, g_full):
+    for a, c in zip(g_chunk, g_full, strict=True):
         np.testing.assert_allclose(a, c, rtol=tol, atol=tol * 10)
 
 
@@ -257,7 +257,7 @@ def test_conv2d_relu_matches_reference_and_unfused(geo, f, dtype, seed):
     gf = kernel("conv2d_backward", "fast")(dy, x, wt, s, p, "relu", yf)
     gr = kernel("conv2d_backward", "numpy")(dy, x, wt, s, p, "relu", yr)
     unfused = kernel("conv2d_backward", "fast")(kernel("relu_backward", "fast")(dy, yf), x, wt, s, p)
-    for a, r, u in zip(gf, gr, unfused):
+    for a, r, u in zip(gf, gr, unfused, strict=True):
         close(a, r, dtype)
         close(a, u, dtype)
     no_dx = kernel("conv2d_backward", "fast")(dy, x, wt, s, p, "relu", yf, need_dx=False)
@@ -284,7 +284,7 @@ def test_chunked_conv_relu_equals_unchunked(dtype, filters):
     finally:
         workspace.set_workspace_limit(limit)
     close(y1, y, dtype)
-    for a, r in zip(g1, g):
+    for a, r in zip(g1, g, strict=True):
         close(a, r, dtype)
     assert (y >= 0).all() and (y == 0).any() and (y > 0).any()
 

@@ -56,7 +56,7 @@ def close_all(fr, dtype):
     f, r = fr
     if isinstance(r, tuple):
         assert isinstance(f, tuple) and len(f) == len(r)
-        for a, b in zip(f, r):
+        for a, b in zip(f, r, strict=True):
             close(a, b, dtype)
     else:
         close(f, r, dtype)
@@ -197,16 +197,16 @@ def test_unknown_activation_is_a_value_error():
 
 
 @SETTINGS
-@given(n=dim, c=st.integers(1, 7), l=st.sampled_from([1, 3, 16, 25]), dtype=dtypes, seed=seeds)
-def test_batchnorm(n, c, l, dtype, seed):
+@given(n=dim, c=st.integers(1, 7), length=st.sampled_from([1, 3, 16, 25]), dtype=dtypes, seed=seeds)
+def test_batchnorm(n, c, length, dtype, seed):
     rng = np.random.default_rng(seed)
-    x = randn(rng, (n, c, l), dtype, 2.0) + dtype(3.0)  # non-zero mean: the centring matters
+    x = randn(rng, (n, c, length), dtype, 2.0) + dtype(3.0)  # non-zero mean: the centring matters
     gamma, beta = randn(rng, c, dtype), randn(rng, c, dtype)
     (yf, mf, vf, hf, sf), ref = run("batchnorm_forward_train", x, gamma, beta, 1e-5)
     close_all(((yf, mf, vf, hf, sf), ref), dtype)
     rm, rv = randn(rng, c, dtype), np.abs(randn(rng, c, dtype)) + dtype(0.5)
     close_all(run("batchnorm_forward_eval", x, gamma, beta, rm, rv, 1e-5), dtype)
-    dy = randn(rng, (n, c, l), dtype)
+    dy = randn(rng, (n, c, length), dtype)
     _, _, _, xhat, inv_std = ref
     close_all(run("batchnorm_backward", dy, xhat, gamma, inv_std), dtype)
 
@@ -332,7 +332,7 @@ def test_optimizer_updates_match_after_several_steps(name, hyper, state_names, d
     grads = [randn(rng, shape, dtype) for _ in range(5)]
     fast = optim_steps("fast", name, hyper, state_names, p0, grads)
     ref = optim_steps("numpy", name, hyper, state_names, p0, grads)
-    for a, b in zip(fast, ref):
+    for a, b in zip(fast, ref, strict=True):
         close(a, b, dtype)
     assert not np.array_equal(fast[0], p0)  # the parameter really moved
 
@@ -392,7 +392,7 @@ def test_parallel_variants(dtype, monkeypatch):
     grads = [randn(rng, big, dtype) for _ in range(3)]
     for name, hyper, state_names in OPTIM_CASES[1::2]:
         fast = optim_steps("fast", name, hyper, state_names, flat, grads)
-        for a, r in zip(fast, optim_steps("numpy", name, hyper, state_names, flat, grads)):
+        for a, r in zip(fast, optim_steps("numpy", name, hyper, state_names, flat, grads), strict=True):
             close(a, r, dtype)
 
 

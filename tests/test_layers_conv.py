@@ -115,7 +115,7 @@ def test_reference_conv_matches_loops(case):
     y = ref.conv2d_forward(x, w, b, s, p)
     np.testing.assert_allclose(y, naive_conv_forward(x, w, b, s, p), rtol=1e-10, atol=1e-12)
     dy = np.random.default_rng(1).standard_normal(y.shape)
-    for got, want in zip(ref.conv2d_backward(dy, x, w, s, p), naive_conv_backward(dy, x, w, s, p)):
+    for got, want in zip(ref.conv2d_backward(dy, x, w, s, p), naive_conv_backward(dy, x, w, s, p), strict=True):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
@@ -141,7 +141,7 @@ def test_kernels_match_loops_on_explicit_cases(backend, xs, ws, s, p):
     y = kernel("conv2d_forward")(x, w, b, s, p)
     np.testing.assert_allclose(y, naive_conv_forward(x, w, b, s, p), rtol=1e-10, atol=1e-12)
     dy = np.random.default_rng(4).standard_normal(y.shape)
-    for got, want in zip(kernel("conv2d_backward")(dy, x, w, s, p), naive_conv_backward(dy, x, w, s, p)):
+    for got, want in zip(kernel("conv2d_backward")(dy, x, w, s, p), naive_conv_backward(dy, x, w, s, p), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     cols = kernel("im2col")(x, ws[2:], s, p)
     np.testing.assert_array_equal(cols, naive_im2col(x, ws[2:], s, p))
@@ -375,7 +375,7 @@ def test_fused_relu_backends_agree():
             y = layer.forward(x, training=True)
             dx = layer.backward(np.cos(y))
             out[name] = (y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy())
-    for a, b in zip(out["fast"], out["numpy"]):
+    for a, b in zip(out["fast"], out["numpy"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
 

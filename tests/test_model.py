@@ -35,7 +35,7 @@ def test_len_index_slice_iter_repr():
     assert isinstance(m[0], L.Dense) and isinstance(m[-1], L.Dense)
     head = m[:2]
     assert isinstance(head, fn.Sequential) and len(head) == 2 and head[0] is m[0]
-    assert [type(l).__name__ for l in m] == ["Dense", "ReLU", "Dense"]
+    assert [type(layer).__name__ for layer in m] == ["Dense", "ReLU", "Dense"]
     text = repr(m)
     assert text.startswith("Sequential(") and "(0): Dense(in_features=6" in text and "(1): ReLU()" in text
 
@@ -94,7 +94,7 @@ def test_backward_without_input_grad_gives_the_same_grads(backend, first, rng):
         full.forward(x, training=True)
         assert skip.backward(dout, input_grad=False) is None
         assert full.backward(dout).shape == x.shape
-        for i, (a, b) in enumerate(zip(skip.layers, full.layers)):
+        for i, (a, b) in enumerate(zip(skip.layers, full.layers, strict=True)):
             assert a.grads.keys() == b.grads.keys()
             for k in a.grads:
                 np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-12, err_msg=f"{i}.{k}")
@@ -123,7 +123,7 @@ def test_load_state_dict_in_place_and_errors():
     w_before = b[0].params["weight"]
     b.load_state_dict(a.state_dict())
     assert b[0].params["weight"] is w_before  # in place
-    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+    for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         np.testing.assert_array_equal(pa, pb)
 
     sd = a.state_dict()
@@ -149,7 +149,7 @@ def test_train_eval_propagate():
     m.eval()
     assert not m.training and not m[1].training
     m.train()
-    assert all(l.training for l in m)
+    assert all(layer.training for layer in m)
 
 
 def test_summary_param_count_formula(capsys):
@@ -279,7 +279,7 @@ def test_same_seed_same_weights_and_fresh_permutations():
 
     a, b = run(), run()
     assert a.shuffle_seed == b.shuffle_seed
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_array_equal(pa, pb)
     p0, p1 = epoch_permutation(a.shuffle_seed, 0, 100), epoch_permutation(a.shuffle_seed, 1, 100)
     assert sorted(p0) == list(range(100)) and not np.array_equal(p0, p1)
@@ -296,7 +296,7 @@ def test_shuffle_false_equals_manual_train_on_batch():
     for _ in range(2):
         for s in range(0, 30, 8):
             b.train_on_batch(x[s : s + 8], y[s : s + 8])
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_array_equal(pa, pb)
 
 
@@ -356,7 +356,7 @@ def test_fit_accepts_dataloader_like_arrays():
     a.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     loader = fn.DataLoader(x, y, batch_size=8, shuffle=False, prefetch=1)
     hist = b.fit(loader, epochs=2, validation_data=fn.DataLoader(x, y, batch_size=16, shuffle=False), verbose=0)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_allclose(pa, pb, rtol=1e-6)
     assert "val_loss" in hist.history
     assert b.evaluate(loader) == pytest.approx(b.evaluate(x, y), rel=1e-5)

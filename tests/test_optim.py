@@ -350,7 +350,7 @@ def test_update_kernels_fast_equals_reference(rng, dtype, rtol):
                 assert kernel(name, backend)(*make_args(p, s, t)) is None
             out[backend] = (p, s)
         np.testing.assert_allclose(out["fast"][0], out["numpy"][0], rtol=rtol, atol=rtol, err_msg=name)
-        for a, b in zip(out["fast"][1], out["numpy"][1]):
+        for a, b in zip(out["fast"][1], out["numpy"][1], strict=True):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol, err_msg=name)
         assert out["fast"][0].dtype == dtype
 

@@ -383,7 +383,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
                 cbs.on_batch_end(i, {"batch": i, "size": len(xb), "loss": loss})
                 diverged = not all(np.isfinite(p).all() for p in model.parameters())
                 if diverged:
-                    for p, s in zip(model.parameters(), snapshot):
+                    for p, s in zip(model.parameters(), snapshot, strict=True):
                         p[...] = s
                 if model.stop_training:
                     return {}, True

@@ -430,7 +430,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         has_header = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        self._file = open(self.path, "a" if self.append else "w", newline="")
+        # open across epochs (closed in on_train_end), so no with-block
+        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
         self._writer = None
         self.keys = None
         self._has_header = has_header

@@ -372,7 +372,7 @@ def cmd_predict(args) -> int:
     batch = np.stack([load_image(p, shape, args.invert, model.dtype) for p in args.images])
     probs = np.asarray(model.predict(layout(model, batch)))
     names = class_names(args.classes, probs.shape[1])
-    for path, p in zip(args.images, probs):
+    for path, p in zip(args.images, probs, strict=True):
         k = int(np.argmax(p))
         label = f"{k}" + (f" ({names[k]})" if names is not None else "")
         print(f"{path}: class {label} probability {float(p[k]):.4f}")

@@ -138,7 +138,7 @@ class Sequential:
         """Fuse each linear Dense with a following elementwise activation layer, and each Conv2D
         with a following ReLU, into one kernel call (``compile`` does this). Results are the
         same; the activation layer is skipped."""
-        for layer, nxt in zip(self.layers, self.layers[1:]):
+        for layer, nxt in zip(self.layers[:-1], self.layers[1:], strict=True):
             fusable = getattr(nxt, "fusable", None)
             if fusable is None or not hasattr(layer, "fuse") or getattr(layer, "fused_activation", "x") is not None:
                 continue
@@ -366,8 +366,13 @@ class Sequential:
         return {
             "name": self.name,
             "layers": [
-                {"class": type(l).__name__, "config": l.get_config(), "name": l.name, "lr_mult": float(l.lr_mult)}
-                for l in self.layers
+                {
+                    "class": type(layer).__name__,
+                    "config": layer.get_config(),
+                    "name": layer.name,
+                    "lr_mult": float(layer.lr_mult),
+                }
+                for layer in self.layers
             ],
         }
 

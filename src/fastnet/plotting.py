@@ -58,7 +58,7 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
     fig = Figure(figsize=(5 * n, 3.8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, name in zip(axes, bases):
+    for ax, name in zip(axes, bases, strict=True):
         for key, style in ((name, "-o"), ("val_" + name, "--s")):
             if key in curves:
                 vals = curves[key]

@@ -16,6 +16,7 @@ so a crash mid-save leaves any previous file intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -75,7 +76,7 @@ def model_config(model) -> dict:
             "loss": model.loss.get_config(),
             "metrics": [m.name for m in model.metrics],
             "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
-            "fused": any(getattr(l, "fused_activation", None) is not None for l in model.layers),
+            "fused": any(getattr(layer, "fused_activation", None) is not None for layer in model.layers),
         }
     return {
         "format": FORMAT_NAME,
@@ -126,10 +127,8 @@ def save_model(model, path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
-        except OSError:
-            pass
         raise
 
 

@@ -74,7 +74,7 @@ def take(dtype, *shapes) -> tuple:
     if buf is None or buf.size < need:
         buf = bufs[dtype] = np.empty(need, dtype=dtype)
     out, start = [], 0
-    for shape, size in zip(shapes, sizes):
+    for shape, size in zip(shapes, sizes, strict=True):
         out.append(buf[start : start + size].reshape(shape))
         start += size
     return tuple(out)

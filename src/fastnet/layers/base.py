@@ -110,7 +110,7 @@ class Layer:
 
     # ---- parameters and state -----------------------------------------------------------
     def zero_grad(self):
-        for k, g in self.grads.items():
+        for g in self.grads.values():
             g[...] = 0
 
     def num_params(self) -> int:
@@ -167,7 +167,7 @@ class Layer:
             )
         if shape_tail is not None:
             tail = x.shape[len(x.shape) - len(shape_tail) :]
-            if any(e is not None and e != g for e, g in zip(shape_tail, tail)):
+            if any(e is not None and e != g for e, g in zip(shape_tail, tail, strict=False)):
                 raise ValueError(
                     f"{self.name}: expected input shape {self._shape_hint(x.ndim, shape_tail)}, got {x.shape}"
                 )

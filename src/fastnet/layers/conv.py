@@ -17,7 +17,7 @@ def conv_out_shape(
     if hw[0] is None or hw[1] is None:  # partial shape (model summary): unknown stays unknown
         return tuple(
             None if d is None else conv_out_shape(where, (d, d), (k, k), (s, s), (p, p), input_shape)[0]
-            for d, k, s, p in zip(hw, kernel, stride, padding)
+            for d, k, s, p in zip(hw, kernel, stride, padding, strict=True)
         )
     padded = (hw[0] + 2 * padding[0], hw[1] + 2 * padding[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:

@@ -19,7 +19,7 @@ class _Pool2D(Layer):
         self.kernel_size = pair(kernel_size, "kernel_size", self.name)
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", self.name)
         self.padding = pair(padding, "padding", self.name, minimum=0)
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
             raise ValueError(
                 f"{self.name}: padding {self.padding} must be at most half the kernel size {self.kernel_size}"
             )

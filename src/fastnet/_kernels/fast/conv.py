@@ -46,14 +46,6 @@ _ext = load("_im2col")
 __all__ = ["conv2d_forward", "conv2d_backward", "im2col", "col2im"]
 
 
-def _float(a, dtype=None):
-    """C-contiguous float32/float64 array (``dtype`` forces the dtype of a partner array)."""
-    a = np.asarray(a)
-    if dtype is None:
-        dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
-    return np.ascontiguousarray(a, dtype=dtype)
-
-
 def im2col(x, kernel, stride, padding):
     x = _float(x)
     N, C = x.shape[:2]

@@ -296,7 +296,7 @@ def _bce_probs_chunk(x, tgt, eps, g, ws):
 def _elem_block(x, tgt, eps64, g, code):
     """One block: gradient into g, returns the block's loss sum (float64)."""
     t = g.dtype.type
-    zero, one = t(0.0), t(1.0)
+    one = t(1.0)
     eps = t(eps64)
     acc = 0.0
     n = x.shape[0]

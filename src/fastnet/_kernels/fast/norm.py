@@ -1,7 +1,7 @@
 """Batch normalisation, compiled (twin of ``reference/norm.py``), on x viewed as (N, C, L).
 
 Work is split over blocks of channels (threads never share a channel's statistics);
-inside a block the loops run n -> c -> l, so memory is read in order whether L is 1
+inside a block the loops run n -> c -> l (L is ``length`` in the code), so memory is read in order whether L is 1
 (BatchNorm1d) or H*W (BatchNorm2d). Sums accumulate in float64 (per-channel sums over
 N*L elements lose precision fast in float32); outputs keep the input dtype.
 """
@@ -19,13 +19,13 @@ __all__ = ["batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backw
 
 @jit
 def _train_channels(x, gamma, beta, eps, y, mean, var, xhat, inv_std, c0, c1):
-    n, _, l = x.shape
-    m = n * l
+    n, _, length = x.shape
+    m = n * length
     s = np.zeros(c1 - c0)
     for i in range(n):
         for c in range(c0, c1):
             acc = 0.0
-            for k in range(l):
+            for k in range(length):
                 acc += x[i, c, k]
             s[c - c0] += acc
     for c in range(c0, c1):
@@ -36,7 +36,7 @@ def _train_channels(x, gamma, beta, eps, y, mean, var, xhat, inv_std, c0, c1):
         for c in range(c0, c1):
             mu = mean[c]
             acc = 0.0
-            for k in range(l):
+            for k in range(length):
                 d = x[i, c, k] - mu
                 acc += d * d
             s[c - c0] += acc
@@ -47,7 +47,7 @@ def _train_channels(x, gamma, beta, eps, y, mean, var, xhat, inv_std, c0, c1):
     for i in range(n):
         for c in range(c0, c1):
             mu, istd, g, b = mean[c], inv_std[c], gamma[c], beta[c]
-            for k in range(l):
+            for k in range(length):
                 h = (x[i, c, k] - mu) * istd
                 xhat[i, c, k] = h
                 y[i, c, k] = h * g + b
@@ -67,15 +67,15 @@ def _train_parallel(x, gamma, beta, eps, y, mean, var, xhat, inv_std, cols):
 
 @jit
 def _backward_channels(dy, xhat, gamma, inv_std, dx, dgamma, dbeta, c0, c1):
-    n, _, l = dy.shape
-    m = n * l
+    n, _, length = dy.shape
+    m = n * length
     sb = np.zeros(c1 - c0)
     sg = np.zeros(c1 - c0)
     for i in range(n):
         for c in range(c0, c1):
             ab = 0.0
             ag = 0.0
-            for k in range(l):
+            for k in range(length):
                 g = dy[i, c, k]
                 ab += g
                 ag += g * xhat[i, c, k]
@@ -89,7 +89,7 @@ def _backward_channels(dy, xhat, gamma, inv_std, dx, dgamma, dbeta, c0, c1):
         for c in range(c0, c1):
             scale = gamma[c] * inv_std[c] / t(m)
             db, dg = dbeta[c], dgamma[c]
-            for k in range(l):
+            for k in range(length):
                 dx[i, c, k] = scale * (t(m) * dy[i, c, k] - db - xhat[i, c, k] * dg)
 
 
@@ -109,11 +109,11 @@ def _backward_parallel(dy, xhat, gamma, inv_std, dx, dgamma, dbeta, cols):
 def _eval_rows(x, a, mu, beta, y, r0, r1):
     """Rows r of the (N*C, L) view: y = (x - mean) * (inv_std * gamma) + beta for channel r % C."""
     nc = a.shape[0]
-    l = x.shape[1]
+    length = x.shape[1]
     for r in range(r0, r1):
         c = r % nc
         ac, mc, bc = a[c], mu[c], beta[c]
-        for k in range(l):
+        for k in range(length):
             y[r, k] = (x[r, k] - mc) * ac + bc
 
 
@@ -166,16 +166,16 @@ def batchnorm_forward_train(x3, gamma, beta, eps):
 def batchnorm_forward_eval(x3, gamma, beta, running_mean, running_var, eps):
     where = "batchnorm_forward_eval"
     x3 = _x3(x3, where)
-    dt, (n, c, l) = x3.dtype, x3.shape
+    dt, (n, c, length) = x3.dtype, x3.shape
     gamma, beta = _vec(gamma, dt, c, "gamma", where), _vec(beta, dt, c, "beta", where)
     mu = _vec(running_mean, dt, c, "running_mean", where)
     rv = _vec(running_var, dt, c, "running_var", where)
     # Per-channel factor, computed like the reference (C values: NumPy is fine here).
     a = (1.0 / np.sqrt(rv + dt.type(eps))) * gamma
     y3 = np.empty_like(x3)
-    x2, y2 = x3.reshape(n * c, l), y3.reshape(n * c, l)
+    x2, y2 = x3.reshape(n * c, length), y3.reshape(n * c, length)
     if x3.size >= PARALLEL_MIN_ELEMENTS:
-        rows = max(1, (1 << 14) // max(1, l))
+        rows = max(1, (1 << 14) // max(1, length))
         _eval_parallel(x2, a, mu, beta, y2, rows)
     else:
         _eval_serial(x2, a, mu, beta, y2)

@@ -155,9 +155,8 @@ def _adam_parallel(p, g, m, v, step, inv_sqrt_bc2, b1, b11, b2, b21, eps, wd, sh
 
 def _flat_inplace(a, name, where, like=None):
     """A flat view of ``a`` that writes through (so ``a`` must be C-contiguous)."""
-    if type(a) is not np.ndarray or not a.flags.c_contiguous or not a.flags.writeable:
-        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
-            raise ValueError(f"{where}: {name} must be a writeable C-contiguous ndarray (updated in place)")
+    if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{where}: {name} must be a writeable C-contiguous ndarray (updated in place)")
     if like is not None and (a.shape != like.shape or a.dtype != like.dtype):
         raise ValueError(f"{where}: {name} must match p ({like.shape}, {like.dtype}), got ({a.shape}, {a.dtype})")
     return a.reshape(-1)

@@ -1,6 +1,5 @@
 """Fully connected layer, plain NumPy: y = x @ w + b, optionally followed by an activation."""
 
-
 from .activations import act_backward_from_output, act_forward
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
