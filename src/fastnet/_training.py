@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from . import preprocessing as _preprocessing
 from . import random as _random
 from .callbacks import CallbackList, History
 
@@ -303,6 +304,7 @@ def fit(
         batch_size = _positive_int(batch_size, "batch_size", where)
         x, y = _prepare(model, x, y, where)
         x, y, split_val = _split_validation(x, y, validation_split)
+        _preprocessing.remember_or_check(model, x, where)
         if split_val is not None:
             if validation_data is not None:
                 raise ValueError("fit: pass either validation_data or validation_split, not both")
@@ -443,6 +445,7 @@ def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     else:
         batch_size = _positive_int(batch_size, "batch_size", where)
         data = _prepare(model, x, y, where)
+        _preprocessing.check_model_inputs(model, data[0], where)
         total = data[0].shape[0]
     bar = _bar(total, "evaluate", verbose)
     try:
@@ -471,6 +474,7 @@ def predict(model, x, *, batch_size, verbose):
         batch_size = _positive_int(batch_size, "batch_size", where)
         x = _prepare_x(model, x, where)
         _check_against_model(model, x, None, where)
+        _preprocessing.check_model_inputs(model, x, where, whole_dataset=False)
         batches = (x[s : s + batch_size] for s in range(0, x.shape[0], batch_size))
         total = x.shape[0]
     link = model.loss.link if model.loss is not None else None

@@ -9,8 +9,10 @@
 
 With no options ``fastnet train`` trains a small MLP on the bundled letters data (offline,
 well under a minute on 2 cores) and prints validation and test accuracy. Every dataset is
-fed as float32 pixels in [0, 1] (NCHW for convolutional models, flat for models starting
-with Dense); ``predict`` prepares images the same way. User mistakes (missing file, bad
+scaled by one rule decided from its data, not its name (``fastnet.preprocessing``: 0/1 images
+kept, 8-bit pixels / 255, floats as they are; NCHW for convolutional models, flat for models
+starting with Dense); the record of it is saved in the model, ``evaluate`` refuses data prepared
+differently and ``predict`` maps image pixels onto the training range. User mistakes (missing file, bad
 option, model/data mismatch) print one line on stderr and exit non-zero; set
 ``FASTNET_DEBUG=1`` to see the traceback instead.
 """
@@ -26,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("letters", "mnist", "fashion-mnist")
+from ._cli_data import DATASETS, layout, load_data, load_image, num_classes, training_record, wants_flat  # noqa: F401
+from .preprocessing import check_inputs
+
 MODELS = ("mlp", "lenet", "cnn")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
@@ -41,52 +45,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
-
-
-# ---- data ------------------------------------------------------------------------------------------
-def load_data(name: str, data_dir=None) -> dict:
-    """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` with float32 NCHW images in [0, 1]."""
-    from . import datasets
-
-    if name == "letters":
-        tr, va, te = datasets.letters(normalize=True)
-        return {"train": tr, "val": va, "test": te}
-    if name in ("mnist", "fashion-mnist"):
-        load = datasets.mnist if name == "mnist" else datasets.fashion_mnist
-        tr, te = load(data_dir, normalize=True)
-    else:
-        path = Path(name)
-        if path.suffix != ".npz":
-            raise CLIError(f"--dataset must be one of {', '.join(DATASETS)} or a .npz file, got {name!r}")
-        if not path.is_file():
-            raise CLIError(f"dataset file not found: {path}")
-        splits = datasets.load_npz(path, normalize=True)
-        if len(splits) == 3:
-            tr, va, te = splits
-            return {"train": tr, "val": va, "test": te}
-        tr, te = splits
-    # No validation split in the files: hold out the last 10% of the training set.
-    cut = len(tr[0]) - max(1, len(tr[0]) // 10)
-    return {"train": (tr[0][:cut], tr[1][:cut]), "val": (tr[0][cut:], tr[1][cut:]), "test": te}
-
-
-def num_classes(data: dict) -> int:
-    y = data["train"][1]
-    if y.ndim == 2:
-        return int(y.shape[1])
-    return int(max(int(v[1].max()) for v in data.values())) + 1
-
-
-def wants_flat(model) -> bool:
-    """Models whose first layer is Dense take (N, features); everything else takes NCHW."""
-    from .layers import Dense
-
-    first = model.layers[0] if len(model.layers) else None
-    return isinstance(first, Dense) or type(first).__name__ == "Dense"
-
-
-def layout(model, x: np.ndarray) -> np.ndarray:
-    return x.reshape(len(x), -1) if wants_flat(model) else x
 
 
 # ---- models ----------------------------------------------------------------------------------------
@@ -255,6 +213,10 @@ def cmd_train(args) -> int:
         )
     splits = {k: (layout(model, x), y) for k, (x, y) in data.items()}
     check_fits(model, splits["train"][0], f"dataset {args.dataset}")
+    if getattr(model, "preprocessing", None):  # resumed: the data must be prepared as the first run's
+        check_inputs(model.preprocessing, splits["train"][0], f"dataset {args.dataset} (train)")
+    else:
+        model.preprocessing = training_record(model, data, splits["train"][0])
     if not args.resume:
         model.summary(input_shape=splits["train"][0].shape[1:], print_fn=None if args.verbose == 0 else print)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
@@ -298,6 +260,7 @@ def cmd_evaluate(args) -> int:
     x, y = data[args.split]
     x = layout(model, x)
     check_fits(model, x, f"dataset {args.dataset}")
+    check_inputs(getattr(model, "preprocessing", None), x, f"dataset {args.dataset} ({args.split})")
     loss, acc = _accuracy(model.evaluate(x, y, batch_size=args.batch_size, return_dict=True))
     line = f"{args.split} loss: {loss:.4f}"
     if acc is not None:
@@ -346,30 +309,11 @@ def class_names(kind: str | None, n: int):
     return {26: datasets.LETTER_NAMES, 10: datasets.MNIST.class_names}.get(n)
 
 
-def load_image(path, shape: tuple, invert: bool, dtype) -> np.ndarray:
-    """A grayscale image as the model's (C, H, W) input, pixels in [0, 1] like the training data."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise CLIError("predict needs Pillow: pip install 'fastnet[image]'") from None
-    c, h, w = shape
-    if not Path(path).is_file():
-        raise CLIError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            gray = img.convert("L").resize((w, h), Image.BILINEAR)
-    except OSError as e:
-        raise CLIError(f"cannot read image {path}: {e}") from None
-    x = np.asarray(gray, dtype=np.float64) / 255.0
-    if invert:  # dark ink on a light background -> light ink on black, as in MNIST and letters
-        x = 1.0 - x
-    return np.broadcast_to(x, (c, h, w)).astype(dtype)
-
-
 def cmd_predict(args) -> int:
     model = _load_model(args.model)
     shape = input_shape_of(model)
-    batch = np.stack([load_image(p, shape, args.invert, model.dtype) for p in args.images])
+    record = getattr(model, "preprocessing", None)
+    batch = np.stack([load_image(p, shape, args.invert, record, model.dtype) for p in args.images])
     probs = np.asarray(model.predict(layout(model, batch)))
     names = class_names(args.classes, probs.shape[1])
     for path, p in zip(args.images, probs, strict=True):

@@ -88,6 +88,7 @@ def model_config(model) -> dict:
         "input_shape": list(model._input_shape) if model._input_shape is not None else None,
         "layers": layers,
         "compile": compiled,
+        "preprocessing": getattr(model, "preprocessing", None),  # fastnet.preprocessing record
     }
 
 
@@ -220,6 +221,7 @@ def load(path):
     model.epochs_trained = int(config.get("epochs_trained") or 0)
     if config.get("input_shape") is not None:
         model._input_shape = tuple(config["input_shape"])
+    model.preprocessing = config.get("preprocessing")
     weights = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     try:
         model.load_state_dict(weights, strict=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..preprocessing import pixel_divisor, scale_images
+
 
 def check_split(x, y, where: str) -> None:
     """The shape checks every loaded split must pass."""
@@ -20,18 +22,22 @@ def format_images(x: np.ndarray, *, normalize: bool, flatten: bool, scale: float
 
     - neither: the stored array, e.g. uint8 (N, H, W)
     - ``flatten``: (N, H*W), same dtype
-    - ``normalize``: ``dtype`` (float32 default) in [0, 1], NCHW (N, 1, H, W), or (N, H*W) with ``flatten``
+    - ``normalize``: ``dtype`` (float32 default) divided by ``scale`` (the dataset's divisor from
+      :func:`dataset_divisor`), NCHW (N, 1, H, W), or (N, H*W) with ``flatten``
     """
     if normalize:
-        dt = np.dtype(dtype)
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dataset dtype must be float32 or float64, got {dt}")
-        x = x.astype(dt) / dt.type(scale)
+        x = scale_images(x, scale, dtype)
         if not flatten and x.ndim == 3:
             x = x[:, None, :, :]
     if flatten:
         x = x.reshape(len(x), -1)
     return np.ascontiguousarray(x)
+
+
+def dataset_divisor(x_train: np.ndarray) -> float:
+    """The divisor of a whole dataset: fastnet's one rule (``fastnet.preprocessing.pixel_divisor``)
+    applied to its training images, so every split of it, however it was loaded, is scaled alike."""
+    return pixel_divisor(x_train)
 
 
 def format_labels(y: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._format import format_images, format_labels
+from ._format import dataset_divisor, format_images, format_labels
 
 CLASS_NAMES = tuple(chr(ord("A") + i) for i in range(26))
 
@@ -28,7 +28,8 @@ def letters(*, normalize: bool = True, flatten: bool = False, dtype=np.float32):
     with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     out = []
+    divisor = dataset_divisor(arrays["x_train"])  # 1: the pixels are already 0/1
     for split in ("train", "val", "test"):
-        x = format_images(arrays[f"x_{split}"], normalize=normalize, flatten=flatten, scale=1.0, dtype=dtype)
+        x = format_images(arrays[f"x_{split}"], normalize=normalize, flatten=flatten, scale=divisor, dtype=dtype)
         out.append((x, format_labels(arrays[f"y_{split}"])))
     return tuple(out)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import download as _download
-from ._format import check_split, format_images, format_labels
+from ._format import check_split, dataset_divisor, format_images, format_labels
 from .idx import read_idx_pair
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -199,8 +199,9 @@ def load(spec: DatasetSpec, path=None, *, normalize=False, flatten=False, dtype=
     """Load any MNIST-layout dataset described by ``spec`` (see :func:`mnist`)."""
     kind, where = locate(spec, path, download, opener)
     (xtr, ytr), (xte, yte) = _read(kind, where, spec)
+    divisor = dataset_divisor(xtr) if normalize else 1.0
     return tuple(
-        (format_images(x, normalize=normalize, flatten=flatten, scale=255.0, dtype=dtype), format_labels(y))
+        (format_images(x, normalize=normalize, flatten=flatten, scale=divisor, dtype=dtype), format_labels(y))
         for x, y in ((xtr, ytr), (xte, yte))
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._format import check_split, format_images, format_labels
+from ._format import check_split, dataset_divisor, format_images, format_labels
 
 
 def _check_finite(x, where):
@@ -19,8 +19,9 @@ def load_npz(path, *, normalize: bool = False, flatten: bool = False, dtype=np.f
 
     Returns ``((x_train, y_train), (x_test, y_test))``, or three pairs
     ``(train, val, test)`` when the file holds ``x_val``/``y_val``. ``normalize=True``
-    converts uint8 / integer images to ``dtype`` in [0, 1] (dividing by ``scale``,
-    default 255 for uint8 and 1 otherwise) and adds the channel axis to (N, H, W)
+    converts images to ``dtype``, divided by ``scale`` (default: fastnet's one rule, decided
+    from ``x_train`` for every split: 0/1 integer images kept, other 8-bit images / 255, float
+    data unchanged; see ``fastnet.preprocessing``) and adds the channel axis to (N, H, W)
     images; ``flatten=True`` gives (N, features). Arrays are read with
     ``allow_pickle=False``; a missing array or a length mismatch is a ValueError.
     """
@@ -41,11 +42,16 @@ def load_npz(path, *, normalize: bool = False, flatten: bool = False, dtype=np.f
             f"expected x_train, y_train, x_test, y_test and optionally x_val, y_val"
         )
     out = []
+    sc = 1.0
+    if normalize:
+        try:
+            sc = float(scale) if scale is not None else dataset_divisor(arrays["x_train"])
+        except ValueError as e:
+            raise ValueError(f"load_npz {path} x_train: {e}") from None
     for s in splits:
         x, y = arrays[f"x_{s}"], arrays[f"y_{s}"]
         check_split(x, y, f"load_npz {path} {s}")
         _check_finite(x, f"load_npz {path} x_{s}")
-        sc = scale if scale is not None else (255.0 if x.dtype == np.uint8 else 1.0)
         out.append((format_images(x, normalize=normalize, flatten=flatten, scale=sc, dtype=dtype), format_labels(y)))
     return tuple(out)
 
