@@ -1,0 +1,17 @@
+"""How the interop formats name a model's layers: the state_dict prefix of each layer."""
+
+from __future__ import annotations
+
+import re
+
+
+def named_layers(model) -> list[tuple[str, object]]:
+    """``[(prefix, layer)]``: the state_dict prefix of each layer (its index in a Sequential)."""
+    if not hasattr(model, "layers"):
+        raise TypeError(f"expected a fastnet model, got {type(model).__name__}")
+    return [(str(i), layer) for i, layer in enumerate(model.layers)]
+
+
+def natural_order(names) -> list[str]:
+    """``["2.weight", "10.bias"]`` in layer order (numbers compared as numbers)."""
+    return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
