@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from _interop_models import bn_dropout_avgpool, example_module, mlp, random_stack, randomise_statistics, warm_up
 
 import fastnet as fn
 from fastnet import layers as L
@@ -15,15 +16,6 @@ from fastnet.interop import export_onnx
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-
-from _interop_models import (  # noqa: E402  (after the importorskips: skip cleanly without the extra)
-    bn_dropout_avgpool,
-    example_module,
-    mlp,
-    randomise_statistics,
-    random_stack,
-    warm_up,
-)
 
 ATOL = 1e-5  # float32 end to end; observed differences are ~1e-7 (summation order of the GEMMs)
 

@@ -83,7 +83,7 @@ def _read_header(path: str) -> dict[str, tuple[str, tuple]]:
     safetensors = require("safetensors", "load_weights")
     try:
         with safetensors.safe_open(path, framework="numpy") as f:
-            return {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+            return {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as e:  # safetensors' own error type: a damaged or foreign file
@@ -92,7 +92,7 @@ def _read_header(path: str) -> dict[str, tuple[str, tuple]]:
 
 def _problems(model, header: dict, strict: bool) -> list[str]:
     targets, counters = _targets(model), set(_counters(model))
-    missing = natural_order(n for n in targets if n not in header)
+    missing = [n for n in targets if n not in header]  # the model's order
     unexpected = natural_order(n for n in header if n not in targets and n not in counters)
     shapes, dtypes = [], []
     for name in natural_order(header):
