@@ -482,3 +482,12 @@ class TerminateOnNaN(Callback):
             self.terminated_at = batch
             print(f"TerminateOnNaN: batch {batch}: invalid loss {loss}, terminating training")
             self.model.stop_training = True
+
+
+def __getattr__(name):
+    # TensorBoard lives in fastnet.interop (it needs the optional tensorboard package); loaded on first use.
+    if name == "TensorBoard":
+        from .interop.tensorboard import TensorBoard
+
+        return TensorBoard
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
