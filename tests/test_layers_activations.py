@@ -69,12 +69,12 @@ def test_keeps_only_what_backward_needs(rng):
     x = rng.standard_normal((2, 3))
     relu, gelu = L.ReLU(), L.GELU()
     y = relu.forward(x, training=True)
-    assert relu._saved is y  # the output, not the input
+    assert relu._ctx is y  # the output, not the input
     gelu.forward(x, training=True)
-    assert gelu._saved is x or np.shares_memory(gelu._saved, x)
+    assert gelu._ctx is x or np.shares_memory(gelu._ctx, x)
     fresh = L.Tanh()
     fresh.forward(x, training=False)
-    assert fresh._saved is None  # eval keeps nothing
+    assert fresh._ctx is None  # eval keeps nothing
 
 
 def test_errors(rng):

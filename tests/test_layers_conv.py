@@ -332,34 +332,49 @@ def _conv_relu_pair(dtype=np.float32, seed=0, **kw):
     fastnet.seed(seed)
     b = Conv2D(**args, dtype=dtype)
     b.params["bias"][...] = a.params["bias"][...] = np.linspace(-0.5, 0.5, args["out_channels"])
-    return a, b.fuse("relu")
+    return a, b
+
+
+class _FusedRelu:
+    """A Conv2D called the way a compiled model's fused node calls it: with ``activation``."""
+
+    def __init__(self, conv):
+        self.conv, self.params, self.grads, self.buffers, self.name = conv, conv.params, conv.grads, {}, "fused"
+
+    def forward(self, x, training=None):
+        y, self._ctx = self.conv._forward(x, True, activation=("relu", 0.0))
+        return y
+
+    def backward(self, dout):
+        self.conv.zero_grad()
+        return self.conv._backward(self._ctx, dout, True)
 
 
 @pytest.mark.parametrize("out_channels", [5, 24])  # stacked and wide GEMM paths
 def test_fused_relu_equals_conv_then_relu(backend, out_channels):
     from fastnet.layers import ReLU
 
-    plain, fused = _conv_relu_pair(out_channels=out_channels)
+    plain, conv = _conv_relu_pair(out_channels=out_channels)
+    fused = _FusedRelu(conv)
     act = ReLU()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 3, 7, 6)).astype(np.float32)
     y = fused.forward(x, training=True)
     want = act.forward(plain.forward(x, training=True), training=True)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
-    assert fused.fused_activation == "relu" and (y == 0).any()
+    assert conv.accepts_activation("relu") and (y == 0).any()
     dy = rng.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_allclose(fused.backward(dy), plain.backward(act.backward(dy)), rtol=1e-5, atol=1e-5)
     for k in ("weight", "bias"):
         np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-5, atol=1e-5)
-    assert "fused='relu'" in repr(fused) and "fused" not in json.dumps(fused.get_config())
-    fused.unfuse()
-    assert fused.fused_activation is None
-    np.testing.assert_allclose(fused.forward(x), plain.forward(x), rtol=1e-6, atol=1e-6)
+    assert "fused" not in repr(conv) and "fused" not in json.dumps(conv.get_config())
+    np.testing.assert_allclose(conv.forward(x), plain.forward(x), rtol=1e-6, atol=1e-6)  # no state left
 
 
 @pytest.mark.parametrize("out_channels", [3, 20])
 def test_fused_relu_conv_gradcheck(backend, out_channels):
-    _, layer = _conv_relu_pair(np.float64, seed=2, out_channels=out_channels, stride=(1, 2))
+    _, conv = _conv_relu_pair(np.float64, seed=2, out_channels=out_channels, stride=(1, 2))
+    layer = _FusedRelu(conv)
     x = np.random.default_rng(9).standard_normal((2, 3, 6, 5))
     result = check_layer(layer, x)
     result.assert_ok()
@@ -367,7 +382,8 @@ def test_fused_relu_conv_gradcheck(backend, out_channels):
 
 
 def test_fused_relu_backends_agree():
-    _, layer = _conv_relu_pair(np.float64, out_channels=20)
+    _, conv = _conv_relu_pair(np.float64, out_channels=20)
+    layer = _FusedRelu(conv)
     x = np.random.default_rng(4).standard_normal((3, 3, 9, 8))
     out = {}
     for name in ("fast", "numpy"):
@@ -381,11 +397,9 @@ def test_fused_relu_backends_agree():
 
 def test_fuse_arguments_and_backward_misuse():
     layer = Conv2D(2, 3, 3)
-    with pytest.raises(ValueError, match=r"fuse: activation must be one of \('relu',\), got 'tanh'"):
-        layer.fuse("tanh")
-    layer.fuse("relu")
-    with pytest.raises(ValueError, match="already has activation 'relu'"):
-        layer.fuse("relu")
+    assert layer.accepts_activation("relu") and not layer.accepts_activation("tanh")
+    with pytest.raises(ValueError, match=r"Conv2D: can fuse only \('relu',\), got 'tanh'"):
+        layer._forward(np.zeros((1, 2, 4, 4), np.float32), True, activation=("tanh", 0.0))
     layer.forward(np.zeros((1, 2, 4, 4), np.float32), training=False)  # eval: nothing kept
     with pytest.raises(RuntimeError, match="backward called before forward"):
         layer.backward(np.zeros((1, 3, 2, 2), np.float32))
@@ -410,9 +424,8 @@ def test_model_fuses_conv_relu_only():
     y = np.array([0, 1, 2, 1, 0])
     plain = m.forward(x, training=False)
     m.compile(optimizer="sgd", loss="softmax_cross_entropy")
-    assert m[0].fused_activation == "relu"
-    assert m[3].fused_activation is None  # sigmoid is not fusable into a conv
-    assert not any(isinstance(layer, L.ReLU) for layer in m._plan())
+    assert m.fusions() == [("0", "1")]  # sigmoid (4) is not fusable into a conv (3)
+    assert not any(isinstance(step.layer, L.ReLU) for step in m._current_plan(True).steps)
     np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)
     res = fastnet.gradcheck.check_model(m, x, y)
     assert res.ok and res.max_error < 1e-6, res
@@ -420,6 +433,6 @@ def test_model_fuses_conv_relu_only():
     head = m[:1]
     z = head.forward(x, training=False)
     assert (z < 0).any()
-    assert m[0].fused_activation is None
+    assert m.fusions() == [("0", "1")]  # the slice did not change the model's plan
     m.unfuse()
     np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)

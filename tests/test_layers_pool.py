@@ -309,7 +309,8 @@ def test_maxpool_keeps_indices_not_input_and_nothing_in_eval():
     layer = MaxPool2D(2)
     x = np.zeros((1, 1, 4, 4), np.float32)
     layer.forward(x)
-    assert layer._argmax.shape == (1, 1, 2, 2) and not hasattr(layer, "_x")
+    argmax, x_shape = layer._ctx  # the per-call context: indices and a shape, not the input
+    assert argmax.shape == (1, 1, 2, 2) and x_shape == x.shape
     eval_layer = MaxPool2D(2).eval()
     eval_layer.forward(x)
     with pytest.raises(RuntimeError, match="before forward"):

@@ -117,7 +117,7 @@ def test_fused_model_reloads_fused(tmp_path):
     model.compile(optimizer="sgd", loss="softmax_cross_entropy")
     model.save(tmp_path / "f.npz")
     again = fn.load(tmp_path / "f.npz")
-    assert again[0].fused_activation == "relu" and isinstance(again[1], L.ReLU)
+    assert again.fusions() == [("0", "1")] and isinstance(again[1], L.ReLU)
 
 
 def test_save_is_atomic_on_failure(tmp_path, monkeypatch):

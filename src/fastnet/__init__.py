@@ -21,8 +21,9 @@ from ._kernels.registry import get_backend, set_backend, use_backend  # noqa: F4
 from ._kernels.warmup import warmup  # noqa: F401
 from ._training import NonFiniteLossError  # noqa: F401
 from .data import DataLoader  # noqa: F401
+from .graph import Input  # noqa: F401
 from .interop import export_onnx, load_weights, save_weights  # noqa: F401  (their libraries load lazily)
-from .model import Sequential  # noqa: F401
+from .model import Model, Sequential  # noqa: F401
 from .plotting import plot_history  # noqa: F401
 from .random import seed  # noqa: F401
 from .serialization import load  # noqa: F401

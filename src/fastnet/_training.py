@@ -1,8 +1,7 @@
-"""The loops behind ``Sequential.fit / evaluate / predict / train_on_batch``.
+"""The loops behind ``fit / evaluate / predict / train_on_batch`` of every model (see fastnet.trainer).
 
-Inputs are checked once, before any training step: numeric and finite, converted to the
-model's float dtype, x/y lengths equal, one sample run through the model (so a wrong input
-shape fails naming the layer), integer labels inside [0, n_outputs).
+Inputs are checked once, before any training step (see fastnet._training_inputs); a model with
+several inputs takes ``x`` as a list of arrays; each step is ``model.train_step``.
 """
 
 from __future__ import annotations
@@ -15,6 +14,20 @@ import numpy as np
 
 from . import preprocessing as _preprocessing
 from . import random as _random
+from ._training_inputs import (
+    _check_against_model,
+    _check_loader_sample,
+    _check_verbose,
+    _is_loader,
+    _length,
+    _multi_input,
+    _positive_int,
+    _prepare,
+    _prepare_x,
+    _require_compiled,
+    _require_one_output,
+    _take,
+)
 from .callbacks import CallbackList, History
 
 __all__ = ["NonFiniteLossError", "train_on_batch", "fit", "evaluate", "predict"]
@@ -24,150 +37,7 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the offending update was not applied."""
 
 
-# ---- input checks -------------------------------------------------------------------------------
-def _is_loader(obj) -> bool:
-    """A DataLoader-like object: iterable of (xb, yb) batches with ``len()``; not an array."""
-    return (
-        obj is not None
-        and not isinstance(obj, (np.ndarray, list, tuple))
-        and hasattr(obj, "__iter__")
-        and hasattr(obj, "__len__")
-        and hasattr(obj, "batch_size")
-    )
-
-
-def _numeric(a, what: str, where: str) -> np.ndarray:
-    if a is None:
-        raise ValueError(f"{where}: {what} is required")
-    try:
-        arr = np.asarray(a)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: {what} must be a numeric array, could not convert it ({e})") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{where}: {what} must be numeric (bool, int or float), got dtype {arr.dtype}")
-    if arr.ndim == 0 or arr.shape[0] == 0:
-        raise ValueError(f"{where}: {what} must have at least one sample, got shape {arr.shape}")
-    return arr
-
-
-def _check_finite(arr: np.ndarray, what: str, where: str) -> None:
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        value = arr[tuple(bad)]
-        raise ValueError(
-            f"{where}: {what} contains NaN or inf (first at index {tuple(int(i) for i in bad)}: "
-            f"{value}); clean or impute the data first"
-        )
-
-
-def _prepare_x(model, x, where: str) -> np.ndarray:
-    arr = _numeric(x, "x", where)
-    _check_finite(arr, "x", where)
-    return np.ascontiguousarray(arr, dtype=model.dtype)
-
-
-def _prepare_y(model, y, n: int, where: str) -> np.ndarray:
-    arr = _numeric(y, "y", where)
-    if arr.shape[0] != n:
-        raise ValueError(f"{where}: x and y have different lengths: x has {n} samples, y has {arr.shape[0]}")
-    if arr.dtype.kind in "biu":
-        return np.ascontiguousarray(arr, dtype=np.int64)
-    _check_finite(arr, "y", where)
-    return np.ascontiguousarray(arr, dtype=model.dtype)
-
-
-def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str):
-    """Run one sample through the model (eval mode) and the loss; returns possibly re-typed y."""
-    try:
-        out = model.forward(x[:1], training=False)
-    except ValueError as e:
-        raise ValueError(f"{where}: input of sample shape {tuple(x.shape[1:])} does not fit the model: {e}") from None
-    if y is None:
-        return y
-    n_out = out.shape[-1] if out.ndim == 2 else None
-    if y.ndim == 1 and y.dtype.kind == "f" and n_out is not None and n_out > 1 and np.all(y == np.round(y)):
-        y = y.astype(np.int64)  # class ids stored as floats
-    if y.dtype.kind == "i" and y.ndim == 1 and n_out is not None:
-        n_classes = max(n_out, 2)  # one sigmoid output still means classes {0, 1}
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= n_classes:
-            raise ValueError(
-                f"{where}: labels must be class ids in [0, {n_classes}) for a model with {n_out} "
-                f"output(s), got labels from {lo} to {hi}"
-            )
-    elif y.ndim == out.ndim and y.shape[1:] != out.shape[1:]:
-        raise ValueError(
-            f"{where}: target shape per sample {tuple(y.shape[1:])} does not match the model's output "
-            f"shape per sample {tuple(out.shape[1:])}"
-        )
-    if model.loss is not None:
-        try:
-            model.loss.forward(out, y[:1])
-        except ValueError as e:
-            raise ValueError(f"{where}: targets do not fit the loss: {e}") from None
-    return y
-
-
-def _check_loader_sample(model, loader, where: str) -> None:
-    """Run the loader's first sample through the model before training (when it exposes its
-    arrays and has no transform that could change the shape)."""
-    x = getattr(loader, "x", None)
-    if x is None or getattr(loader, "transform", None) is not None or not hasattr(x, "shape") or len(x) == 0:
-        return
-    xs = _numeric(x[:1], "x", where)
-    y = getattr(loader, "y", None)
-    ys = _prepare_y(model, y[:1], 1, where) if y is not None and hasattr(y, "shape") else None
-    _check_against_model(model, np.ascontiguousarray(xs, dtype=model.dtype), ys, where)
-
-
-def _prepare(model, x, y, where: str):
-    x = _prepare_x(model, x, where)
-    y = _prepare_y(model, y, x.shape[0], where) if y is not None else None
-    y = _check_against_model(model, x, y, where)
-    return x, y
-
-
-def _require_compiled(model, where: str):
-    if model.loss is None or model.optimizer is None:
-        raise RuntimeError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
-
-
-def _positive_int(value, name, where, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{where}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_verbose(verbose, where):
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
-    return int(verbose)
-
-
 # ---- one step -------------------------------------------------------------------------------------
-def _slots(model):
-    return [
-        (f"{i}.{k}", p, layer.grads[k], layer.lr_mult)
-        for i, layer in enumerate(model.layers)
-        for k, p in layer.params.items()
-    ]
-
-
-def _step(model, xb, yb):
-    """Forward, loss, and (only if the loss is finite) backward and update. Returns (loss, pred)."""
-    pred = model.forward(xb, training=True)
-    try:
-        loss = float(model.loss.forward(pred, yb))
-    except ValueError:
-        if np.isfinite(pred).all():
-            raise
-        loss = math.nan  # the model's output diverged (losses reject non-finite predictions)
-    if math.isfinite(loss):
-        model.backward(model.loss.backward(), input_grad=False)  # the data needs no gradient
-        model.optimizer.step(_slots(model))
-    return loss, pred
-
-
 def _nan_message(loss, model, where, restored=False):
     lr = getattr(model.optimizer, "lr", None)
     kept = (
@@ -181,22 +51,29 @@ def _nan_message(loss, model, where, restored=False):
     )
 
 
-def train_on_batch(model, x, y) -> float:
-    _require_compiled(model, "train_on_batch")
-    # Light checks only: this is the benchmarked hot path; layers and the loss check shapes and labels.
+def _light_x(model, x):
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise ValueError(f"train_on_batch: x must be numeric, got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=model.dtype)
+    return np.ascontiguousarray(x, dtype=model.dtype)
+
+
+def train_on_batch(model, x, y) -> float:
+    _require_compiled(model, "train_on_batch")
+    _require_one_output(model, "train_on_batch")
+    # Light checks only: this is the benchmarked hot path; layers and the loss check shapes and labels.
+    multi = _multi_input(model) and isinstance(x, (list, tuple))
+    x = [_light_x(model, a) for a in x] if multi else _light_x(model, x)
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise ValueError(f"train_on_batch: y must be numeric, got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else np.ascontiguousarray(y, dtype=model.dtype)
-    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
+    first = x[0] if isinstance(x, list) else x
+    if first.ndim == 0 or y.ndim == 0 or any(a.shape[0] != y.shape[0] for a in (x if isinstance(x, list) else [x])):
         raise ValueError(
-            f"train_on_batch: x and y must have the same number of samples, got shapes {x.shape} and {y.shape}"
+            f"train_on_batch: x and y must have the same number of samples, got shapes {first.shape} and {y.shape}"
         )
-    loss, _ = _step(model, x, y)
+    loss = model.train_step(x, y)["loss"]
     if not math.isfinite(loss):
         raise NonFiniteLossError(_nan_message(loss, model, "train_on_batch"))
     return loss
@@ -233,13 +110,18 @@ class _Meter:
         self.n = 0
 
     def add(self, loss, pred_linked, yb, n):
-        self.n += n
-        self.sums["loss"] = self.sums.get("loss", 0.0) + loss * n
         out = {"loss": loss}
         for m in self.metrics:
-            v = float(m(pred_linked, yb))
-            self.sums[m.name] = self.sums.get(m.name, 0.0) + v * n
-            out[m.name] = v
+            out[m.name] = float(m(pred_linked, yb))
+        return self.add_logs(out, n)
+
+    def add_logs(self, logs: dict, n: int) -> dict:
+        """Add one batch's logs (numbers) weighted by its ``n`` samples; returns them as floats."""
+        self.n += n
+        out = {}
+        for k, v in logs.items():
+            out[k] = float(v)
+            self.sums[k] = self.sums.get(k, 0.0) + out[k] * n
         return out
 
     def means(self):
@@ -249,13 +131,10 @@ class _Meter:
 # ---- fit --------------------------------------------------------------------------------------------
 def _batches(x, y, batch_size, order):
     """Yield (xb, yb); ``order`` is a permutation or None (contiguous slices, no copy)."""
-    n = x.shape[0]
+    n = _length(x)
     for start in range(0, n, batch_size):
-        if order is None:
-            yield x[start : start + batch_size], y[start : start + batch_size]
-        else:
-            sl = order[start : start + batch_size]
-            yield x[sl], y[sl]
+        sl = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+        yield _take(x, sl), y[sl]
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -269,15 +148,16 @@ def _split_validation(x, y, fraction):
         raise ValueError(f"fit: validation_split must be in [0, 1), got {fraction!r}")
     if fraction == 0.0:
         return x, y, None
-    n_val = int(round(x.shape[0] * fraction))
-    if n_val < 1 or n_val >= x.shape[0]:
+    n = _length(x)
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
         raise ValueError(
-            f"fit: validation_split={fraction} of {x.shape[0]} samples leaves {n_val} for validation "
-            f"and {x.shape[0] - n_val} for training; both need at least one"
+            f"fit: validation_split={fraction} of {n} samples leaves {n_val} for validation "
+            f"and {n - n_val} for training; both need at least one"
         )
     # Keras takes the last samples, before shuffling.
-    cut = x.shape[0] - n_val
-    return x[:cut], y[:cut], (x[cut:], y[cut:])
+    cut = n - n_val
+    return _take(x, slice(None, cut)), y[:cut], (_take(x, slice(cut, None)), y[cut:])
 
 
 def fit(
@@ -285,6 +165,7 @@ def fit(
 ):
     where = "fit"
     _require_compiled(model, where)
+    _require_one_output(model, where)
     epochs = _positive_int(epochs, "epochs", where, minimum=0)
     initial_epoch = _positive_int(initial_epoch, "initial_epoch", where, minimum=0)
     verbose = _check_verbose(verbose, where)
@@ -304,12 +185,13 @@ def fit(
         batch_size = _positive_int(batch_size, "batch_size", where)
         x, y = _prepare(model, x, y, where)
         x, y, split_val = _split_validation(x, y, validation_split)
-        _preprocessing.remember_or_check(model, x, where)
+        if not isinstance(x, list):
+            _preprocessing.remember_or_check(model, x, where)
         if split_val is not None:
             if validation_data is not None:
                 raise ValueError("fit: pass either validation_data or validation_split, not both")
             validation_data = split_val
-        n_train = x.shape[0]
+        n_train = _length(x)
 
     val = _prepare_validation(model, validation_data)
 
@@ -366,23 +248,24 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
         batches = loader
         total = getattr(loader, "num_samples", None)
     else:
-        order = epoch_permutation(model.shuffle_seed, epoch, x.shape[0]) if shuffle else None
+        order = epoch_permutation(model.shuffle_seed, epoch, _length(x)) if shuffle else None
         batches = _batches(x, y, batch_size, order)
-        total = x.shape[0]
+        total = _length(x)
     snapshot = [p.copy() for p in model.parameters()]  # fallback if the weights themselves diverge
     meter = _Meter(model.metrics)
     bar = _bar(total, f"Epoch {epoch + 1}/{epochs}", verbose)
-    link = model.loss.link
     try:
         for i, (xb, yb) in enumerate(batches):
             if loader is not None:
                 xb = np.ascontiguousarray(xb, dtype=model.dtype)
                 yb = np.asarray(yb)
                 yb = yb.astype(np.int64, copy=False) if yb.dtype.kind in "biu" else yb.astype(model.dtype, copy=False)
-            cbs.on_batch_begin(i, {"batch": i, "size": len(xb)})
-            loss, pred = _step(model, xb, yb)
+            size = len(yb)
+            cbs.on_batch_begin(i, {"batch": i, "size": size})
+            step_logs = model.train_step(xb, yb)
+            loss = float(step_logs["loss"])
             if not math.isfinite(loss):
-                cbs.on_batch_end(i, {"batch": i, "size": len(xb), "loss": loss})
+                cbs.on_batch_end(i, {"batch": i, "size": size, "loss": loss})
                 diverged = not all(np.isfinite(p).all() for p in model.parameters())
                 if diverged:
                     for p, s in zip(model.parameters(), snapshot, strict=True):
@@ -390,11 +273,11 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
                 if model.stop_training:
                     return {}, True
                 raise NonFiniteLossError(_nan_message(loss, model, f"fit: epoch {epoch + 1}, batch {i + 1}", diverged))
-            batch_logs = meter.add(loss, link(pred) if model.metrics else pred, yb, len(xb))
-            cbs.on_batch_end(i, dict(batch_logs, batch=i, size=len(xb)))
+            batch_logs = meter.add_logs(step_logs, size)
+            cbs.on_batch_end(i, dict(batch_logs, batch=i, size=size))
             if bar is not None:
                 bar.set_postfix_str(_fmt(meter.means()), refresh=False)
-                bar.update(len(xb))
+                bar.update(size)
             if model.stop_training:
                 break
         logs = meter.means()
@@ -427,14 +310,15 @@ def _evaluate_prepared(model, data, batch_size, bar=None):
     for xb, yb in _iter_prepared(model, data, batch_size):
         pred = model.forward(xb, training=False)
         loss = float(model.loss.forward(pred, yb))
-        meter.add(loss, model.loss.link(pred) if model.metrics else pred, yb, len(xb))
+        meter.add(loss, model.loss.link(pred) if model.metrics else pred, yb, len(yb))
         if bar is not None:
-            bar.update(len(xb))
+            bar.update(len(yb))
     return meter.means()
 
 
 def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     where = "evaluate"
+    _require_one_output(model, where)
     if model.loss is None:
         raise RuntimeError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
     verbose = _check_verbose(verbose, where)
@@ -445,8 +329,9 @@ def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     else:
         batch_size = _positive_int(batch_size, "batch_size", where)
         data = _prepare(model, x, y, where)
-        _preprocessing.check_model_inputs(model, data[0], where)
-        total = data[0].shape[0]
+        if not isinstance(data[0], list):  # the scaling record describes one input array
+            _preprocessing.check_model_inputs(model, data[0], where)
+        total = _length(data[0])
     bar = _bar(total, "evaluate", verbose)
     try:
         logs = _evaluate_prepared(model, data, batch_size, bar)
@@ -474,19 +359,28 @@ def predict(model, x, *, batch_size, verbose):
         batch_size = _positive_int(batch_size, "batch_size", where)
         x = _prepare_x(model, x, where)
         _check_against_model(model, x, None, where)
-        _preprocessing.check_model_inputs(model, x, where, whole_dataset=False)
-        batches = (x[s : s + batch_size] for s in range(0, x.shape[0], batch_size))
-        total = x.shape[0]
-    link = model.loss.link if model.loss is not None else None
+        if not isinstance(x, list):
+            _preprocessing.check_model_inputs(model, x, where, whole_dataset=False)
+        batches = (_take(x, slice(s, s + batch_size)) for s in range(0, _length(x), batch_size))
+        total = _length(x)
+    loss_link = model.loss.link if model.loss is not None else None
+
+    def link(out):
+        if isinstance(out, list):
+            return [link(o) for o in out]
+        return loss_link(out) if loss_link is not None else out
+
     bar = _bar(total, "predict", verbose)
     outs = []
     try:
         for xb in batches:
             out = model.forward(xb, training=False)
-            outs.append(link(out) if link is not None else out)
+            outs.append(link(out))
             if bar is not None:
-                bar.update(len(xb))
+                bar.update(_length(xb) if isinstance(xb, list) else len(xb))
     finally:
         if bar is not None:
             bar.close()
+    if isinstance(outs[0], list):  # several outputs: one array each
+        return [np.concatenate(parts, axis=0) for parts in zip(*outs, strict=True)]
     return np.concatenate(outs, axis=0)

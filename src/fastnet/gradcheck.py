@@ -434,44 +434,56 @@ def check_model(
 ) -> GradcheckResult:
     """Check every parameter of a model (and its input gradient) through its loss.
 
-    ``model`` needs ``.layers`` (Layer objects), ``.loss`` (with ``forward(pred, target)``
-    and ``backward()``), ``forward(x, training=True)`` and ``backward(dout)``. The scalar
-    checked is ``model.loss.forward(model.forward(x, training=True), y)``. Parameters are
-    named ``"<layer index>.<param name>"`` (e.g. ``"0.weight"``); the input gradient,
-    ``"x"``, is checked when ``model.backward`` returns an array of ``x``'s shape.
+    ``model`` needs ``.loss`` (with ``forward(pred, target)`` and ``backward()``),
+    ``forward(x, training=True)``, ``backward(dout)`` and either ``named_layers()`` (every
+    fastnet model, graphs included) or ``.layers``. The scalar checked is
+    ``model.loss.forward(model.forward(x, training=True), y)``. Parameters are named by dotted
+    layer name (``"0.weight"`` in a Sequential, ``"block.conv2d.weight"`` in a graph); the input
+    gradient, ``"x"`` (``"x0"``, ``"x1"``... for a list of inputs), is checked when
+    ``model.backward`` returns arrays of the inputs' shapes.
     """
-    layers = list(getattr(model, "layers", []))
+    if hasattr(model, "named_layers"):
+        named = model.named_layers()
+    else:
+        named = {str(i): layer for i, layer in enumerate(getattr(model, "layers", []))}
+    layers = list(named.values())
     loss = getattr(model, "loss", None)
     if loss is None:
         raise ValueError("check_model: model.loss is not set (compile the model with a loss first)")
-    if not isinstance(x, np.ndarray):
-        raise ValueError(f"check_model: x must be a numpy array, got {type(x).__name__}")
-    x = np.array(x, order="C", copy=True)
+    many = isinstance(x, (list, tuple))
+    xs = list(x) if many else [x]
+    for a in xs:
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"check_model: x must be a numpy array (or a list of them), got {type(a).__name__}")
+    xs = [np.array(a, order="C", copy=True) for a in xs]
+    x_names = [f"x{i}" for i in range(len(xs))] if many else ["x"]
+    model_x = xs if many else xs[0]
     params = {}
-    for i, layer in enumerate(layers):
-        params.update(_layer_params(layer, f"{i}."))
-    _require_float64({"x": x, **params}, "check_model", allow_float32)
+    for name, layer in named.items():
+        params.update(_layer_params(layer, f"{name}."))
+    _require_float64({**dict(zip(x_names, xs, strict=True)), **params}, "check_model", allow_float32)
 
     with _frozen(layers) as replay:
 
         def f():
             replay()
-            return loss.forward(model.forward(x, training=True), y)
+            return loss.forward(model.forward(model_x, training=True), y)
 
         def grads():
             f()
             dx = model.backward(loss.backward())
             g = {}
-            for i, layer in enumerate(layers):
-                g.update({f"{i}.{name}": layer.grads[name] for name in layer.params})
-            if isinstance(dx, np.ndarray) and dx.shape == x.shape:
-                g["x"] = dx
+            for lname, layer in named.items():
+                g.update({f"{lname}.{k}": layer.grads[k] for k in layer.params})
+            for xn, a, d in zip(x_names, xs, dx if many and isinstance(dx, list) else [dx], strict=False):
+                if isinstance(d, np.ndarray) and d.shape == a.shape:
+                    g[xn] = d
             return g
 
         analytic = {k: np.array(v, dtype=np.float64) for k, v in grads().items()}
         inputs = dict(params)
-        if check_input and "x" in analytic:
-            inputs = {"x": x, **params}
+        if check_input:
+            inputs = {**{xn: a for xn, a in zip(x_names, xs, strict=True) if xn in analytic}, **params}
         if not inputs:
             raise ValueError("check_model: the model has no parameters and backward returned no input gradient")
         return check_function(

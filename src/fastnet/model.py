@@ -1,203 +1,322 @@
-"""``Sequential``: a stack of layers with PyTorch-style state and a Keras-style training API.
+"""``Model``: a graph of layers that is itself a layer, with PyTorch-style state.
 
-Structure and state live here (forward/backward, parameters, state_dict, train/eval, summary,
-compile, save); the loops of ``fit``/``evaluate``/``predict`` live in ``fastnet._training``.
+>>> x = fn.Input((1, 28, 28))
+>>> h = L.ReLU()(L.Conv2D(1, 8, 3, padding=1)(x))
+>>> model = fn.Model(inputs=x, outputs=L.Dense(8, 10)(L.GlobalAvgPool2D()(h)))
+
+The graph runs as a :class:`~fastnet.graph_build.Plan`: steps in topological order, one context per
+step, backward in reverse order summing gradients where a value fans out. ``Sequential``
+(fastnet.sequential) is the chain special case of the same class. Training (compile, fit, ...)
+comes from :class:`fastnet.trainer.Trainer`, the one engine every model uses.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _training
+from . import graph_build
+from .graph import SymbolicTensor
 from .layers.base import Layer
+from .trainer import Trainer
 
-__all__ = ["Sequential"]
+__all__ = ["Model", "Sequential"]
 
 
-class Sequential:
-    """A linear stack of layers.
+def _as_list(x, what: str, where: str) -> list:
+    items = list(x) if isinstance(x, (list, tuple)) else [x]
+    if not items or not all(isinstance(t, SymbolicTensor) for t in items):
+        raise TypeError(
+            f"{where}: {what} must be a symbolic tensor (fastnet.Input or a layer's output) or a list of them"
+        )
+    return items
 
-    >>> model = Sequential([Dense(784, 512), ReLU(), Dense(512, 10)])
-    >>> model.compile(optimizer="rmsprop", loss="softmax_cross_entropy", metrics=["accuracy"])
-    >>> history = model.fit(x, y, epochs=5, batch_size=128)
 
-    Attributes: ``layers`` (list), ``loss``, ``optimizer``, ``metrics`` (set by ``compile``),
-    ``history`` (the last ``fit``'s History), ``stop_training`` (a callback sets it to stop ``fit``).
+class Model(Trainer, Layer):
+    """A graph of layers from ``inputs`` to ``outputs`` (one symbolic tensor or a list of each).
+
+    A Model is a Layer: ``model(t)`` on a symbolic tensor nests it in a bigger graph, and it can sit
+    in a ``Sequential``. Layers get Keras-style unique names in the model (``conv2d``, ``conv2d_1``,
+    or the ``name=`` they were given), used by ``state_dict`` (dotted, ``block1.conv1.weight``),
+    ``summary`` and ``activations``. A layer called twice shares its weights; its gradients are the
+    sum over both calls. Several outputs: ``forward``/``predict`` return a list; ``fit``,
+    ``evaluate`` and ``train_on_batch`` refuse them (one loss trains one output).
     """
 
-    def __init__(self, layers=None, name: str | None = None):
-        self.layers: list[Layer] = []
-        self.name = name or "sequential"
-        self.loss = None
-        self.optimizer = None
+    default_name = "model"
+
+    def __init__(self, inputs, outputs, name: str | None = None):
+        where = f"Model({name!r})" if name else "Model"
+        ins, outs = _as_list(inputs, "inputs", where), _as_list(outputs, "outputs", where)
+        for i, t in enumerate(ins):
+            if t.node is not None:
+                raise ValueError(f"{where}: inputs[{i}] is the output of {t.node.layer.name}, not a fastnet.Input")
+        if len({id(t) for t in ins}) != len(ins):
+            raise ValueError(f"{where}: the same Input is listed twice in inputs")
+        nodes, out_refs = graph_build.trace(ins, outs, where)
+        input_names = self._input_names([t.name for t in ins])
+        self._init_model(name)
+        self._set_graph(
+            input_names, nodes, out_refs, [t.shape for t in ins], [t.shape for t in outs], where,
+            multi_in=isinstance(inputs, (list, tuple)), multi_out=isinstance(outputs, (list, tuple)),
+        )  # fmt: skip
+
+    # ---- construction (shared with Sequential and loading) ------------------------------------
+    def _init_model(self, name):
+        # not Layer.__init__: params/grads/buffers/training are views of the layers inside
+        self.name = name or self.default_name
+        self.auto_named = name is None
+        self.lr_mult = 1.0
+        self._ctx = None
+        self._fuse = False
+        self._fused_plan = None
+        self.loss = self.optimizer = self.history = None
         self.metrics: list = []
-        self.history = None
         self.stop_training = False
         self.shuffle_seed: int | None = None  # drawn from fastnet.random at the first fit; saved with the model
         self.epochs_trained = 0  # epochs completed by fit; saved, so a reloaded checkpoint knows where to resume
         self._input_shape: tuple | None = None
-        for layer in layers or []:
-            self.add(layer)
+        self.preprocessing = None  # the input-scaling record of fit (fastnet.preprocessing); saved
 
-    # ---- building ---------------------------------------------------------------------------
-    def add(self, layer: Layer):
-        """Append a layer."""
-        if not isinstance(layer, Layer):
-            raise ValueError(
-                f"Sequential.add: expected a fastnet Layer, got {type(layer).__name__} (position {len(self.layers)})"
-            )
-        self.layers.append(layer)
-        return self
+    @staticmethod
+    def _input_names(given):
+        names, taken = [], set(n for n in given if n)
+        for n in given:
+            if n is None:
+                base, k, n = "input", 0, "input"
+                while n in taken:
+                    k += 1
+                    n = f"{base}_{k}"
+                taken.add(n)
+            names.append(n)
+        if len(set(names)) != len(names):
+            raise ValueError(f"Model: two inputs share a name: {names}")
+        return names
 
-    def __len__(self):
-        return len(self.layers)
+    def _set_graph(self, input_names, nodes, out_refs, input_shapes, output_shapes, where, multi_in, multi_out):
+        layers = list({id(layer): layer for layer, _, _ in nodes}.values())
+        names = graph_build.auto_names(layers, where)
+        graph_build.validate(input_names, nodes, out_refs, where, layer_names=lambda layer: names[id(layer)])
+        self._nodes, self._out_refs = nodes, out_refs
+        self._layers = layers
+        self._names = names
+        self._plan = graph_build.build_plan(input_names, nodes, out_refs, names)
+        self._fused_plan = None
+        self.input_names = list(input_names)
+        self._input_shapes = [None if s is None else tuple(s) for s in input_shapes]
+        self._output_shapes = [None if s is None else tuple(s) for s in output_shapes]
+        self._multi_in = multi_in or len(input_names) > 1
+        self._multi_out = multi_out or len(out_refs) > 1
+        self.takes_list = self._multi_in
+        if len(input_names) == 1 and self._input_shapes[0] is not None:
+            self._input_shape = self._input_shapes[0]
 
-    def __iter__(self):
-        return iter(self.layers)
+    def _current_plan(self, fused: bool):
+        """The plan to run (a hook: Sequential rebuilds its chain when its layer list changed)."""
+        if not fused:
+            return self._plan
+        if self._fused_plan is None:
+            self._fused_plan = graph_build.fuse_plan(self._plan)
+        return self._fused_plan
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(self.layers[index])  # shares the layer objects, like PyTorch
-        return self.layers[index]
-
-    def __repr__(self):
-        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
-        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+    # ---- structure ------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The distinct layers of this graph (a nested model is one entry), in first-call order."""
+        self._current_plan(False)
+        return list(self._layers)
 
     @property
-    def input_shape(self) -> tuple | None:
-        """One sample's shape (no batch axis) as last seen by ``forward``/``fit`` (saved with the
-        model), else the first layer's ``(in_features,)``; ``None`` when unknown."""
-        return self._guess_input_shape()
+    def num_inputs(self) -> int:
+        return self._current_plan(False).n_inputs
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._current_plan(False).outputs)
+
+    def get_layer(self, name: str) -> Layer:
+        """The layer of this model called ``name`` (its own layers, not nested ones)."""
+        self._current_plan(False)
+        for layer in self._layers:
+            if self._names[id(layer)] == name:
+                return layer
+        raise ValueError(
+            f"{self.name}: no layer named {name!r}; layers: {[self._names[id(layer)] for layer in self._layers]}"
+        )
+
+    def named_layers(self) -> dict[str, Layer]:
+        """Dotted name -> leaf layer, recursing into nested models (``{"block.conv2d": Conv2D}``).
+        A layer reachable twice keeps its first name."""
+        self._current_plan(False)
+        out, seen = {}, set()
+        for layer in self._layers:
+            prefix = self._names[id(layer)]
+            inner = layer.named_layers() if isinstance(layer, Model) else {"": layer}
+            for sub, leaf in inner.items():
+                if id(leaf) not in seen:
+                    seen.add(id(leaf))
+                    out[f"{prefix}.{sub}" if sub else prefix] = leaf
+        return out
+
+    @property
+    def input_shape(self):
+        """One sample's input shape (no batch axis); a list for several inputs; None when unknown."""
+        return self._input_shapes if self._multi_in else self._input_shapes[0]
 
     @property
     def dtype(self) -> np.dtype:
         """The float dtype of the first layer with parameters (float32 if none has any)."""
-        for layer in self.layers:
-            for p in layer.params.values():
+        for leaf in self.named_layers().values():
+            for p in leaf.params.values():
                 return p.dtype
         return np.dtype(np.float32)
 
-    # ---- computation --------------------------------------------------------------------------
-    def forward(self, x, training: bool | None = None):
-        """Run every layer; ``training=None`` uses each layer's own mode (see ``train()``/``eval()``)."""
-        if not self.layers:
-            raise ValueError("Sequential.forward: the model has no layers")
-        if isinstance(x, np.ndarray) and x.ndim >= 1:
-            self._input_shape = tuple(x.shape[1:])
-        for layer in self._plan():
-            x = layer.forward(x, training)
-        return x
+    def output_shape(self, input_shape):
+        if self._multi_out:
+            raise ValueError(
+                f"{self.name}: a model with {len(self._output_shapes)} outputs cannot be nested as a layer"
+            )
+        given = list(input_shape) if self._multi_in else [input_shape]
+        if len(given) != len(self._input_shapes):
+            raise ValueError(f"{self.name}: expected {len(self._input_shapes)} inputs, got {len(given)}")
+        for name, want, got in zip(self.input_names, self._input_shapes, given, strict=True):
+            if not _shape_fits(want, got):
+                raise ValueError(f"{self.name}: input {name!r} expects per-sample shape {want}, got {tuple(got)}")
+        return self._output_shapes[0]
 
-    __call__ = forward
+    # ---- computation ----------------------------------------------------------------------------
+    def _mode(self, training):
+        return training  # None: every layer uses its own mode
 
-    def backward(self, dout, input_grad: bool = True):
-        """Back-propagate ``dout`` (gradient of the loss w.r.t. the output); fills every layer's grads
-        and returns the gradient w.r.t. the model's input.
+    def _inputs(self, x, plan) -> list:
+        if self._multi_in:
+            if not isinstance(x, (list, tuple)) or len(x) != plan.n_inputs:
+                got = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+                raise ValueError(f"{self.name}: expected a list of {plan.n_inputs} input arrays, got {got}")
+            xs = list(x)
+        else:
+            xs = [x]
+        for name, want, a in zip(self.input_names, self._input_shapes, xs, strict=True):
+            if isinstance(a, np.ndarray) and want is not None and not _shape_fits(want, a.shape[1:]):
+                raise ValueError(f"{self.name}: input {name!r} expects shape (N, {_dims(want)}), got {a.shape}")
+        return xs
 
-        ``input_grad=False`` (what ``fit`` and ``train_on_batch`` use) returns None and skips the work
-        only that gradient needs: the layers before the first one with parameters, and that layer's
-        own input gradient when it can skip it (``Dense`` and ``Conv2D``: one GEMM of three).
-        """
-        plan = self._plan()
-        first = 0
-        if not input_grad:
-            first = next((i for i, layer in enumerate(plan) if layer.params), len(plan))
-        for i in range(len(plan) - 1, first - 1, -1):
-            layer = plan[i]
-            if i == first and not input_grad and getattr(layer, "can_skip_input_grad", False):
-                layer.backward(dout, input_grad=False)
+    def _forward(self, x, training, record=None):
+        plan = self._current_plan(self._fuse and record is None)
+        vals = self._inputs(x, plan) + [None] * (plan.n_values - plan.n_inputs)
+        ctxs = []
+        for step in plan.steps:
+            layer = step.layer
+            xin = [vals[i] for i in step.inputs] if step.as_list else vals[step.inputs[0]]
+            mode = layer._mode(training)
+            if record is not None and isinstance(layer, Model):
+                y, ctx = layer._forward(xin, mode, record=(record[0], f"{record[1]}{step.label}."))
+            elif step.activation is None:
+                y, ctx = layer._forward(xin, mode)
             else:
-                dout = layer.backward(dout)
-        return dout if input_grad else None
+                y, ctx = layer._forward(xin, mode, activation=step.activation)
+            if record is not None and not isinstance(layer, Model):
+                record[0][record[1] + step.label] = y
+            vals[step.out] = y
+            ctxs.append(ctx)
+            for i in step.free:
+                vals[i] = None  # nothing later reads it: let it go
+        outs = [vals[i] for i in plan.outputs]
+        return (outs if self._multi_out else outs[0]), (plan, ctxs)
 
-    # ---- Dense / Conv2D + activation fusion ------------------------------------------------------
-    def _plan(self) -> list:
-        """The layers to run: an activation fused into the Dense or Conv2D before it is skipped.
-
-        Derived from the layers' own state each call, so a Dense fused by another model that
-        shares it (e.g. a slice) is never applied twice or without its activation layer.
-        """
-        plan, skip = [], False
-        for i, layer in enumerate(self.layers):
-            if skip:
-                skip = False
+    def _backward(self, ctx, dy, need_dx):
+        plan, ctxs = ctx
+        grads = [None] * plan.n_values
+        dys = list(dy) if self._multi_out else [dy]
+        if len(dys) != len(plan.outputs):
+            raise ValueError(f"{self.name}.backward: expected {len(plan.outputs)} output gradients, got {len(dys)}")
+        for i, g in zip(plan.outputs, dys, strict=True):
+            grads[i] = g if grads[i] is None else grads[i] + g
+        mask = plan.needs_grad(need_dx)
+        for step, c in zip(reversed(plan.steps), reversed(ctxs), strict=True):
+            g, grads[step.out] = grads[step.out], None
+            if g is None:
+                continue  # nothing upstream needs a gradient through this value
+            wanted = any(mask[i] for i in step.inputs)
+            if c is None:
+                raise RuntimeError(f"{step.layer.name}.backward called before forward (in training mode)")
+            dx = step.layer._backward(c, g, wanted)
+            if not wanted:
                 continue
-            fused = getattr(layer, "fused_activation", None)
-            if fused is not None:
-                nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-                fusable = getattr(nxt, "fusable", None)
-                if fusable is not None and fusable[0] == fused:
-                    skip = True
-                else:
-                    layer.unfuse()  # its activation layer is not next to it in this model
-            plan.append(layer)
-        return plan
+            for i, d in zip(step.inputs, dx if step.as_list else [dx], strict=True):
+                if mask[i]:
+                    grads[i] = d if grads[i] is None else grads[i] + d  # fan-out: sum (never in place)
+        if not need_dx:
+            return None
+        dxs = grads[: plan.n_inputs]
+        return dxs if self._multi_in else dxs[0]
 
-    def fuse(self):
-        """Fuse each linear Dense with a following elementwise activation layer, and each Conv2D
-        with a following ReLU, into one kernel call (``compile`` does this). Results are the
-        same; the activation layer is skipped."""
-        for layer, nxt in zip(self.layers[:-1], self.layers[1:], strict=True):
-            fusable = getattr(nxt, "fusable", None)
-            if fusable is None or not hasattr(layer, "fuse") or getattr(layer, "fused_activation", "x") is not None:
-                continue
-            accepts = getattr(layer, "fusable_activations", None)  # a layer that fuses only some
-            if (fusable[0] in accepts) if accepts is not None else getattr(layer, "activation", "x") is None:
-                layer.fuse(*fusable)
-        return self
+    def activations(self, x, training: bool = False) -> dict[str, np.ndarray]:
+        """Every node's output by dotted layer name (nested models recursed; a shared layer's
+        second call is ``"name:1"``), from one unfused forward pass. For diagnostics."""
+        out: dict[str, np.ndarray] = {}
+        self._forward(x, bool(training), record=(out, ""))
+        return out
 
-    def unfuse(self):
-        """Undo ``fuse()``: every layer runs on its own again."""
-        for layer in self.layers:
-            if getattr(layer, "fused_activation", None) is not None:
-                layer.unfuse()
-        return self
-
-    def zero_grad(self):
-        for layer in self.layers:
-            layer.zero_grad()
-
-    # ---- mode ---------------------------------------------------------------------------------
+    # ---- mode -------------------------------------------------------------------------------------
     @property
     def training(self) -> bool:
-        return all(layer.training for layer in self.layers)
+        return all(layer.training for layer in self.named_layers().values())
 
     def train(self, mode: bool = True):
         """Put every layer in training (``True``) or evaluation mode."""
-        for layer in self.layers:
+        for layer in self.named_layers().values():
             layer.train(mode)
         return self
 
-    def eval(self):
-        return self.train(False)
+    # ---- parameters and state -------------------------------------------------------------------
+    def _dotted(self, attr):
+        return {f"{n}.{k}": v for n, layer in self.named_layers().items() for k, v in getattr(layer, attr).items()}
 
-    # ---- parameters and state -----------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every trainable array by dotted name (the arrays themselves)."""
+        return self._dotted("params")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self._dotted("grads")
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self._dotted("buffers")
+
+    def zero_grad(self):
+        for layer in self.named_layers().values():
+            layer.zero_grad()
+
     def named_parameters(self) -> list[tuple[str, np.ndarray]]:
-        """``[("0.weight", W0), ("0.bias", b0), ...]`` (the arrays themselves, not copies)."""
-        return [(f"{i}.{k}", p) for i, layer in enumerate(self.layers) for k, p in layer.params.items()]
+        """``[("dense.weight", W), ...]`` (the arrays themselves, not copies)."""
+        return list(self.params.items())
 
     def parameters(self) -> list[np.ndarray]:
-        """Every trainable array, in layer order."""
-        return [p for _, p in self.named_parameters()]
+        return list(self.params.values())
 
     def named_buffers(self) -> list[tuple[str, np.ndarray]]:
-        return [(f"{i}.{k}", b) for i, layer in enumerate(self.layers) for k, b in layer.buffers.items()]
+        return list(self.buffers.items())
 
     def num_params(self, trainable: bool = True) -> int:
         """Count of trainable parameters (or of buffers with ``trainable=False``)."""
-        if trainable:
-            return int(sum(p.size for p in self.parameters()))
-        return int(sum(b.size for _, b in self.named_buffers()))
+        return int(sum(v.size for v in (self.params if trainable else self.buffers).values()))
+
+    def param_slots(self) -> list[tuple]:
+        """``(name, param, grad, lr_mult)`` for every parameter: what ``optimizer.step`` takes."""
+        return [
+            (f"{n}.{k}", p, layer.grads[k], layer.lr_mult)
+            for n, layer in self.named_layers().items()
+            for k, p in layer.params.items()
+        ]
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter and buffer, keyed ``"<layer index>.<name>"``."""
+        """Copies of every parameter and buffer, keyed by dotted name (``"block.conv2d.weight"``)."""
         out = {}
-        for i, layer in enumerate(self.layers):
-            for k, v in layer.params.items():
-                out[f"{i}.{k}"] = v.copy()
-            for k, v in layer.buffers.items():
-                out[f"{i}.{k}"] = v.copy()
+        for n, layer in self.named_layers().items():
+            out.update({f"{n}.{k}": v.copy() for k, v in layer.params.items()})
+            out.update({f"{n}.{k}": v.copy() for k, v in layer.buffers.items()})
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True):
@@ -206,10 +325,10 @@ class Sequential:
         ``strict=True`` requires exactly this model's keys. A shape mismatch is always an error.
         All problems are reported together in one ValueError.
         """
+        where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, dict):
-            raise ValueError(f"Sequential.load_state_dict: expected a dict, got {type(state).__name__}")
-        targets = dict(self.named_parameters())
-        targets.update(self.named_buffers())
+            raise ValueError(f"{where}: expected a dict, got {type(state).__name__}")
+        targets = {**self.params, **self.buffers}
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
         mismatched = [
@@ -225,159 +344,39 @@ class Sequential:
         if mismatched:
             problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
         if problems:
-            raise ValueError("Sequential.load_state_dict: " + ", ".join(problems))
+            raise ValueError(f"{where}: " + ", ".join(problems))
         for k, arr in targets.items():
             if k in state:
                 value = np.asarray(state[k])
                 if not np.issubdtype(value.dtype, np.number) and value.dtype != np.bool_:
-                    raise ValueError(f"Sequential.load_state_dict: {k} must be numeric, got dtype {value.dtype}")
+                    raise ValueError(f"{where}: {k} must be numeric, got dtype {value.dtype}")
                 arr[...] = value
         return self
 
-    # ---- summary ------------------------------------------------------------------------------
-    def summary(self, input_shape: tuple | None = None, print_fn=print) -> str:
-        """Print and return a table of layers, output shapes and parameter counts.
-
-        ``input_shape`` is one sample's shape (no batch axis); by default the shape last seen by
-        ``forward``, or the first layer's ``in_features``. Unknown shapes show as ``?``.
-        """
-        shape = tuple(input_shape) if input_shape is not None else self._guess_input_shape()
-        rows = []
-        for i, layer in enumerate(self.layers):
-            if shape is not None:
-                try:
-                    shape = tuple(layer.output_shape(shape))
-                except Exception:  # a layer that cannot infer from a partial shape
-                    shape = None
-            shown = (
-                "(None, " + ", ".join("?" if d is None else str(d) for d in shape) + ")" if shape is not None else "?"
-            )
-            cls = type(layer).__name__
-            label = f"{i}: {cls}" if layer.name == cls else f"{i}: {layer.name} ({cls})"
-            rows.append((label, shown, layer.num_params()))
-        trainable = self.num_params()
-        non_trainable = self.num_params(trainable=False)
-        w0 = max([len("Layer")] + [len(r[0]) for r in rows]) + 2
-        w1 = max([len("Output shape")] + [len(r[1]) for r in rows]) + 2
-        w2 = max([len("Params")] + [len(f"{r[2]:,}") for r in rows])
-        rule = "=" * (w0 + w1 + w2)
-        lines = [f'Model: "{self.name}"', rule, f"{'Layer':<{w0}}{'Output shape':<{w1}}{'Params':>{w2}}", rule]
-        lines += [f"{a:<{w0}}{b:<{w1}}{c:>{w2},}" for a, b, c in rows]
-        lines += [
-            rule,
-            f"Total params: {trainable + non_trainable:,}",
-            f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {non_trainable:,}",
-            rule,
-        ]
-        text = "\n".join(lines)
-        if print_fn is not None:
-            print_fn(text)
-        return text
-
-    def _guess_input_shape(self):
-        if self._input_shape is not None:
-            return self._input_shape
-        if self.layers and hasattr(self.layers[0], "in_features"):
-            return (int(self.layers[0].in_features),)
-        return None
-
-    # ---- training API -------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, fuse: bool = True):
-        """Attach an optimizer, a loss and metrics; each may be a name or an object.
-
-        ``fuse=True`` also fuses each Dense with a following activation layer (see ``fuse()``).
-        """
-        from . import losses as _losses
-        from . import metrics as _metrics
-        from . import optim as _optim
-
-        if loss is None:
-            raise ValueError("Sequential.compile: loss is required, e.g. loss='softmax_cross_entropy'")
-        if metrics is not None and (isinstance(metrics, str) or callable(metrics)):
-            metrics = [metrics]
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise ValueError(f"Sequential.compile: metrics must be a list of names or callables, got {metrics!r}")
-        self.optimizer = _optim.get(optimizer)
-        self.loss = _losses.get(loss)
-        self.metrics = [_metrics.get(m) for m in (metrics or [])]
-        if fuse:
-            self.fuse()
-        return self
-
-    @property
-    def compiled(self) -> bool:
-        return self.loss is not None and self.optimizer is not None
-
-    def train_on_batch(self, x, y) -> float:
-        """One forward/backward/update on ``(x, y)``; returns the batch loss.
-
-        Raises ``NonFiniteLossError`` (a FloatingPointError) without updating the weights if the
-        loss is NaN or inf.
-        """
-        return _training.train_on_batch(self, x, y)
-
-    def fit(
-        self,
-        x=None,
-        y=None,
-        epochs: int = 1,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        validation_data=None,
-        validation_split: float = 0.0,
-        verbose: int = 1,
-        callbacks=None,
-        initial_epoch: int = 0,
-    ):
-        """Train for ``epochs`` epochs (Keras semantics); returns the ``History``.
-
-        ``x`` may be arrays (with ``y``) or a ``fastnet.data.DataLoader`` (then ``y``, ``batch_size``
-        and ``shuffle`` come from the loader). Each epoch uses a fresh permutation derived from
-        ``(model.shuffle_seed, epoch)``, so ``fit(..., initial_epoch=k)`` on a reloaded checkpoint
-        repeats an uninterrupted run exactly (``model.epochs_trained``, saved with the model, is the
-        ``k`` to pass). ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
-        """
-        return _training.fit(
-            self,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            verbose=verbose,
-            callbacks=callbacks,
-            initial_epoch=initial_epoch,
-        )
-
-    def evaluate(self, x=None, y=None, batch_size: int = 256, return_dict: bool = False, verbose: int = 0):
-        """Loss (and metrics) over ``(x, y)`` in eval mode: a float, ``[loss, m1, ...]`` when metrics
-        were compiled (Keras), or a dict with ``return_dict=True``."""
-        return _training.evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict, verbose=verbose)
-
-    def predict(self, x, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
-        """Outputs in eval mode, through the loss's link (so from-logits losses give probabilities)."""
-        return _training.predict(self, x, batch_size=batch_size, verbose=verbose)
-
-    # ---- config and persistence ---------------------------------------------------------------
+    # ---- config (see fastnet._graph_config) -------------------------------------------------------
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "layers": [
-                {
-                    "class": type(layer).__name__,
-                    "config": layer.get_config(),
-                    "name": layer.name,
-                    "lr_mult": float(layer.lr_mult),
-                }
-                for layer in self.layers
-            ],
-        }
+        from . import _graph_config
 
-    def save(self, path) -> None:
-        """Write architecture, compile settings, weights and optimizer state to one ``.npz`` (atomic)."""
-        from .serialization import save_model
+        return _graph_config.graph_config(self)
 
-        save_model(self, path)
+    @classmethod
+    def from_config(cls, config: dict):
+        from . import _graph_config
+
+        return _graph_config.build_graph_model(config)
+
+    def __repr__(self):
+        rows = [f"  ({self._names[id(layer)]}): {layer!r}" for layer in self.layers]
+        return f"{type(self).__name__}(name={self.name!r},\n" + "\n".join(rows) + "\n)"
+
+
+def _shape_fits(want, got) -> bool:
+    got = tuple(got)
+    return len(want) == len(got) and all(w is None or g is None or w == g for w, g in zip(want, got, strict=True))
+
+
+def _dims(shape) -> str:
+    return ", ".join("?" if d is None else str(d) for d in shape)
+
+
+from .sequential import Sequential  # noqa: E402  (the chain special case; it subclasses Model)

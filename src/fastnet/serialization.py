@@ -1,13 +1,14 @@
-"""Save and load a ``Sequential`` as one ``.npz`` file, without pickle.
+"""Save and load a model (``Sequential`` or graph ``Model``) as one ``.npz`` file, without pickle.
 
 Layout of the archive:
 
 - ``config``: a 0-d unicode array holding JSON: format name and version, fastnet version, the
-  layers (class name, ``get_config()``, name, ``lr_mult``, the state of any random generator the
-  layer owns, e.g. Dropout's), the compile settings (loss config, metric names, optimizer config)
-  the model's shuffle seed and ``epochs_trained`` (so ``fit(..., initial_epoch=model.epochs_trained)``
-  resumes exactly).
-- ``model/<i>.<name>``: every parameter and buffer of layer ``i``.
+  architecture, the compile settings (loss config, metric names, optimizer config) the model's
+  shuffle seed and ``epochs_trained`` (so ``fit(..., initial_epoch=model.epochs_trained)``
+  resumes exactly). A ``Sequential`` (format ``fastnet.Sequential``) stores its ``layers`` (class
+  name, ``get_config()``, name, ``lr_mult``, the state of any random generator the layer owns, e.g.
+  Dropout's); a graph (format ``fastnet.Model``) stores its ``graph`` (fastnet._graph_config).
+- ``model/<dotted name>``: every parameter and buffer (``0.weight``, ``block.conv2d.weight``).
 - ``optimizer/<key>``: the optimizer's ``state_dict()``.
 
 The file is written to a temporary file in the same directory and renamed over the target,
@@ -24,9 +25,10 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_model", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["save_model", "load", "FORMAT_NAME", "GRAPH_FORMAT_NAME", "FORMAT_VERSION"]
 
 FORMAT_NAME = "fastnet.Sequential"
+GRAPH_FORMAT_NAME = "fastnet.Model"  # same version and layout; "graph" replaces "layers"
 FORMAT_VERSION = 1
 
 
@@ -58,8 +60,10 @@ def _restore_generators(layer, states: dict) -> None:
 
 def model_config(model) -> dict:
     """The JSON document stored under ``config``."""
+    from .sequential import Sequential
+
     layers = []
-    for layer in model.layers:
+    for layer in model.layers if isinstance(model, Sequential) else []:
         layers.append(
             {
                 "class": type(layer).__name__,
@@ -76,10 +80,10 @@ def model_config(model) -> dict:
             "loss": model.loss.get_config(),
             "metrics": [m.name for m in model.metrics],
             "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
-            "fused": any(getattr(layer, "fused_activation", None) is not None for layer in model.layers),
+            "fused": bool(model._fuse),
         }
-    return {
-        "format": FORMAT_NAME,
+    doc = {
+        "format": FORMAT_NAME if isinstance(model, Sequential) else GRAPH_FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "fastnet_version": _fastnet_version(),
         "name": model.name,
@@ -90,6 +94,9 @@ def model_config(model) -> dict:
         "compile": compiled,
         "preprocessing": getattr(model, "preprocessing", None),  # fastnet.preprocessing record
     }
+    if not isinstance(model, Sequential):
+        doc["graph"] = model.get_config()
+    return doc
 
 
 def _write_npz(fileobj, arrays: dict) -> None:
@@ -152,7 +159,7 @@ def _read(path):
         config = json.loads(str(config_arr[()]))
     except (json.JSONDecodeError, TypeError, IndexError) as e:
         raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file (config is not JSON: {e})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+    if not isinstance(config, dict) or config.get("format") not in (FORMAT_NAME, GRAPH_FORMAT_NAME):
         raise ValueError(
             f"load: {os.fspath(path)!r} is not a fastnet model file "
             f"(format {config.get('format') if isinstance(config, dict) else None!r}, "
@@ -188,19 +195,20 @@ def _build_layers(config: dict, path: str):
             ) from None
         layer.name = spec.get("name", layer.name)
         layer.lr_mult = float(spec.get("lr_mult", 1.0))
-        layer.train(bool(spec.get("training", True)))
+        if "training" in spec:  # absent for a nested model: its layers carry their own mode
+            layer.train(bool(spec["training"]))
         _restore_generators(layer, spec.get("generators", {}))
         layers.append(layer)
     return layers
 
 
 def load(path):
-    """Rebuild a model saved by ``Sequential.save``: same layers, weights, buffers and, if it was
+    """Rebuild a model saved by ``model.save``: same graph, layers, weights, buffers and, if it was
     compiled, the same loss, metrics and optimizer with its state, so ``fit`` or
     ``train_on_batch`` continue exactly where the saved model was. Never unpickles anything.
     """
     from . import random as _random
-    from .model import Sequential
+    from .model import Model, Sequential
 
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"load: path must be a str or os.PathLike, got {type(path).__name__}")
@@ -212,11 +220,16 @@ def load(path):
     gen = _random.generator()
     saved_state = gen.bit_generator.state
     try:
-        layers = _build_layers(config, path)
+        if config["format"] == GRAPH_FORMAT_NAME:
+            try:
+                model = Model.from_config(config.get("graph"))
+            except ValueError as e:
+                raise ValueError(f"load: {path!r} holds a graph that cannot be rebuilt: {e}") from None
+        else:
+            model = Sequential(_build_layers(config, path), name=config.get("name"))
     finally:
         gen.bit_generator.state = saved_state
 
-    model = Sequential(layers, name=config.get("name"))
     model.shuffle_seed = config.get("shuffle_seed")
     model.epochs_trained = int(config.get("epochs_trained") or 0)
     if config.get("input_shape") is not None:

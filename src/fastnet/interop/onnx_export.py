@@ -13,6 +13,7 @@ import numpy as np
 
 from ..losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from ._files import check_path, write_bytes_atomic
+from ._naming import refuse_graph
 from ._optional import require
 from .onnx_graph import OnnxGraph
 from .onnx_layers import converter_for, supported_layers
@@ -99,6 +100,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, input_shape=None, dtype=None):
     opset = _check_opset(onnx, opset)
     if not hasattr(model, "layers") or not hasattr(model, "predict"):
         raise TypeError(f"export_onnx: expected a fastnet model, got {type(model).__name__}")
+    refuse_graph(model)
     shape = _input_shape(model, input_shape)
     dtype = _graph_dtype(model, dtype)
     # One eval-mode sample through fastnet itself: a shape mismatch is reported by the layer

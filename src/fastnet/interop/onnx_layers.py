@@ -86,7 +86,7 @@ for _cls, _name in (
 # ---- parametrised layers -------------------------------------------------------------------------
 @register(L.Dense)
 def _dense(g, layer, inputs, prefix):
-    # Only the configured activation is emitted: an activation *fused* by a model (Dense.fuse) is
+    # Only the configured activation is emitted: an activation fused by a model's compile is
     # still a layer of its own in the model and is converted there.
     w = g.param(layer, "weight", layer.params["weight"], f"{prefix}.weight")
     args = [inputs[0], w]

@@ -3,8 +3,9 @@
 Each keeps only what its backward needs: the output (ReLU, LeakyReLU, Sigmoid, Tanh,
 Softmax) or the input (GELU). Any float dtype passes through unchanged.
 
-The elementwise ones can be fused into a preceding ``Dense``: ``layer.fusable`` gives
-the ``(activation, alpha)`` pair to hand to ``Dense.fuse`` (Softmax is not fusable).
+The elementwise ones can be fused by a model's ``compile`` into a preceding ``Dense`` (ReLU also
+into a ``Conv2D``): ``layer.fusable`` gives the ``(activation, alpha)`` pair the fused kernels
+take (Softmax is not fusable).
 """
 
 from __future__ import annotations
@@ -45,41 +46,34 @@ class _Activation(Layer):
 
     keeps = "output"  # or "input"
 
-    def __init__(self, name: str | None = None):
-        super().__init__(name)
-        self._saved = None
-
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check_input(x)
-        y = self._forward(x)
-        if self._mode(training):
-            self._saved = y if self.keeps == "output" else x
-        return y
+        y = self._apply(x)
+        return y, ((y if self.keeps == "output" else x) if training else None)
 
-    def backward(self, dout):
-        self._require_forward(self._saved)
-        dout = self._check_grad(dout, self._saved.shape).astype(self._saved.dtype, copy=False)
-        return self._backward(dout, self._saved)
+    def _backward(self, saved, dout, need_dx):
+        dout = self._check_grad(dout, saved.shape).astype(saved.dtype, copy=False)
+        return self._gradient(dout, saved)
 
     @property
     def fusable(self):
-        """``(activation, alpha)`` for ``Dense.fuse``, or None when this layer cannot be fused."""
+        """``(activation, alpha)`` for the fused Dense/Conv2D kernels, or None when not fusable."""
         return None
 
-    def _forward(self, x):
+    def _apply(self, x):
         raise NotImplementedError
 
-    def _backward(self, dout, saved):
+    def _gradient(self, dout, saved):
         raise NotImplementedError
 
 
 class ReLU(_Activation):
     """``max(x, 0)``; the gradient at 0 is 0."""
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.relu_forward(x)
 
-    def _backward(self, dout, y):
+    def _gradient(self, dout, y):
         return ops.relu_backward(dout, y)
 
     @property
@@ -94,10 +88,10 @@ class LeakyReLU(_Activation):
         super().__init__(name)
         self.alpha = check_alpha(alpha, self.name)
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.leaky_relu_forward(x, self.alpha)
 
-    def _backward(self, dout, y):
+    def _gradient(self, dout, y):
         return ops.leaky_relu_backward(dout, y, self.alpha)
 
     @property
@@ -111,10 +105,10 @@ class LeakyReLU(_Activation):
 class Sigmoid(_Activation):
     """``1 / (1 + exp(-x))``, computed without overflow for large ``|x|``."""
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.sigmoid_forward(x)
 
-    def _backward(self, dout, y):
+    def _gradient(self, dout, y):
         return ops.sigmoid_backward(dout, y)
 
     @property
@@ -125,10 +119,10 @@ class Sigmoid(_Activation):
 class Tanh(_Activation):
     """Hyperbolic tangent."""
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.tanh_forward(x)
 
-    def _backward(self, dout, y):
+    def _gradient(self, dout, y):
         return ops.tanh_backward(dout, y)
 
     @property
@@ -141,10 +135,10 @@ class GELU(_Activation):
 
     keeps = "input"
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.gelu_forward(x)
 
-    def _backward(self, dout, x):
+    def _gradient(self, dout, x):
         return ops.gelu_backward(dout, x)
 
     @property
@@ -156,8 +150,8 @@ class Softmax(_Activation):
     """Softmax over the last axis (numerically stable). For classification prefer a linear
     output with ``SoftmaxCrossEntropy``, which fuses both and is more accurate."""
 
-    def _forward(self, x):
+    def _apply(self, x):
         return ops.softmax_forward(x)
 
-    def _backward(self, dout, y):
+    def _gradient(self, dout, y):
         return ops.softmax_backward(dout, y)

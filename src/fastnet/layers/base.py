@@ -1,19 +1,32 @@
 """The Layer base class: parameters, gradients, mode, config and input checks.
 
-A layer subclass does three things: create its parameters in ``__init__``,
-compute ``forward`` (keeping only what its backward needs) and ``backward``
-(filling ``self.grads`` and returning the gradient for its input). The arithmetic
-lives in ``fastnet._kernels``; a layer only handles shapes, parameters and caching.
+A layer subclass does three things: create its parameters in ``__init__``, and implement
+
+- ``_forward(x, training) -> (y, ctx)``: the output and a per-call context holding only what
+  backward needs (Chainer's ``retain_inputs``), never stored on the layer;
+- ``_backward(ctx, dy, need_dx) -> dx``: ADD the parameter gradients of that call into
+  ``self.grads`` (micrograd's ``+=``, so a layer used twice in a step sums both uses) and return
+  the input gradient (``need_dx=False``: the caller does not want it; a layer may skip it).
+
+The textbook interface is built on these two: ``y = layer.forward(x)`` keeps the last context on
+the layer, and ``dx = layer.backward(dout)`` zeroes the grads and back-propagates that context, so
+it *fills* ``grads`` as it always did. A model calls ``_forward``/``_backward`` itself, one context
+per call. The arithmetic lives in ``fastnet._kernels``; a layer only handles shapes and parameters.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..graph import call_symbolic, is_symbolic
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # name -> class, for rebuilding a model from its JSON config (see ``Layer.from_config``).
 LAYER_CLASSES: dict[str, type] = {}
+
+# The context of a layer written the old way (its own forward/backward keeping state on self).
+_LEGACY = object()
 
 
 def check_dtype(dtype, where: str) -> np.dtype:
@@ -65,20 +78,58 @@ class Layer:
         self.training = True
         self.lr_mult = 1.0
         self.name = name or type(self).__name__
+        self.auto_named = name is None  # a model then gives it a Keras-style unique name ("dense_1")
+        self._ctx = None  # the last textbook forward's context, for backward()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         LAYER_CLASSES[cls.__name__] = cls
 
     # ---- the two methods every layer implements -------------------------------------------
-    def forward(self, x: np.ndarray, training: bool | None = None) -> np.ndarray:
-        raise NotImplementedError
+    def _forward(self, x, training: bool):
+        """Return ``(y, ctx)``; ``ctx`` holds what ``_backward`` needs (None when it needs nothing
+        or, in eval mode, when backward is not allowed)."""
+        if type(self).forward is not Layer.forward:  # written the old way: forward keeps state on self
+            return self.forward(x, training), _LEGACY
+        raise NotImplementedError(f"{type(self).__name__} must implement _forward(x, training)")
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def _backward(self, ctx, dy, need_dx: bool):
+        """Add this call's parameter gradients into ``self.grads`` and return the input gradient."""
+        if ctx is _LEGACY:  # old-style backward assigns grads: add back what earlier calls summed
+            before = {k: g.copy() for k, g in self.grads.items()}
+            dx = self.backward(dy)
+            for k, g in before.items():
+                self.grads[k] += g
+            return dx
+        raise NotImplementedError(f"{type(self).__name__} must implement _backward(ctx, dy, need_dx)")
+
+    # ---- the textbook interface -----------------------------------------------------------
+    def forward(self, x, training: bool | None = None):
+        """Compute the output; in training mode keep the context ``backward`` needs."""
+        y, self._ctx = self._forward(x, self._mode(training))
+        return y
+
+    def backward(self, dout, input_grad: bool = True):
+        """Fill ``grads`` (zeroed first) from the last ``forward`` and return the gradient w.r.t. its
+        input; ``input_grad=False`` skips that gradient where the layer can and returns None."""
+        if self._ctx is None:
+            self._require_forward(None)
+        self.zero_grad()
+        dx = self._backward(self._ctx, dout, bool(input_grad))
+        return dx if input_grad else None
 
     def __call__(self, x, training=None):
+        """On arrays, ``forward``; on symbolic tensors (``fastnet.Input``), record a graph node."""
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         return self.forward(x, training)
+
+    # Merge layers (Add, Concatenate, ...) take a list of inputs; everything else takes one array.
+    takes_list = False
+
+    def accepts_activation(self, activation: str) -> bool:
+        """Whether a model may fuse the activation layer named ``activation`` into this one at compile."""
+        return False
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of one output sample given one input sample's shape (no batch axis)."""

@@ -42,18 +42,13 @@ class Conv2D(Layer):
     ``OH = (H + 2*ph - KH) // sh + 1``. Only the input is kept for backward: the
     im2col columns are recomputed there, they are KH*KW times larger.
 
-    Fusion by a model: when a ``ReLU`` layer follows, a model may call ``conv.fuse("relu")``
-    and then skip the ReLU layer; the convolution kernels apply it in the pass that adds the
-    bias (and mask the gradient in the pass that reorders it), so no separate full-size pass
-    or array is needed. ``unfuse()`` undoes it. Runtime state only, like ``Dense.fuse``: not in
-    ``get_config``; ``fused_activation`` tells whether it is active.
+    Fusion: a model's ``compile`` may merge a following ``ReLU`` into this layer; the kernels then
+    apply it in the pass that adds the bias (and mask the gradient in the pass that reorders it),
+    so no separate full-size pass or array is needed. The layer itself keeps no fusion state.
     """
 
     # Activations the conv kernels can apply themselves (``act`` in docs/KERNELS.md, conv.py).
     fusable_activations = ("relu",)
-
-    # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
-    can_skip_input_grad = True
 
     def __init__(
         self,
@@ -85,42 +80,17 @@ class Conv2D(Layer):
             self.params["bias"] = np.zeros(self.out_channels, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._zero_bias = np.zeros(self.out_channels, dtype=self.dtype)
-        self._fused = None  # "relu" once fuse()d
-        self._x = self._y = None
 
-    # ---- fusion ---------------------------------------------------------------------------
-    def fuse(self, activation: str, alpha: float = 0.0):
-        """Apply ``activation`` (only "relu") inside this layer from now on. Returns self.
-        ``alpha`` is accepted for the ``(activation, alpha)`` pair of ``ReLU.fusable`` and ignored."""
-        if activation not in self.fusable_activations:
-            raise ValueError(
-                f"{self.name}.fuse: activation must be one of {self.fusable_activations}, got {activation!r}"
-            )
-        if self._fused is not None:
-            raise ValueError(
-                f"{self.name}.fuse: layer already has activation {self._fused!r}; cannot fuse {activation!r}"
-            )
-        self._fused = activation
-        self._x = self._y = None
-        return self
-
-    def unfuse(self):
-        """Drop a fused activation (the layer is linear again)."""
-        self._fused = None
-        self._x = self._y = None
-        return self
-
-    @property
-    def fused_activation(self):
-        """Name of the activation fused by ``fuse()``, or None."""
-        return self._fused
+    def accepts_activation(self, activation):
+        return activation in self.fusable_activations
 
     def _out_hw(self, input_shape) -> tuple[int, int]:
         return conv_out_shape(
             self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride, self.padding, input_shape
         )
 
-    def forward(self, x, training=None):
+    def _forward(self, x, training, activation=None):
+        """``activation``: ``("relu", alpha)`` when a model fused a ReLU into this call, or None."""
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None), dtype=self.dtype)
         if x.shape[1] != self.in_channels:
             raise ValueError(
@@ -129,39 +99,27 @@ class Conv2D(Layer):
             )
         self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
-        if self._fused is None:  # the 5-argument call: the kernel contract without ``act``
+        act = None if activation is None else activation[0]
+        if act is None:  # the 5-argument call: the kernel contract without ``act``
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding)
+        elif act in self.fusable_activations:
+            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
         else:
-            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=self._fused)
-        if self._mode(training):
-            self._x, self._y = x, (None if self._fused is None else y)
-        return y
+            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+        # only the input is kept (the columns are recomputed); the output too when fused
+        return y, ((x, None if act is None else y, act) if training else None)
 
-    def backward(self, dout, input_grad: bool = True):
-        """Fill ``grads`` and return the gradient w.r.t. the input; with ``input_grad=False``
-        (a model's first layer in training) skip that half of the work and return None."""
-        self._require_forward(self._x)
-        n = self._x.shape[0]
-        dout = self._check_grad(dout, (n, self.out_channels, *self._out_hw(self._x.shape)))
-        if self._fused is None:
-            dx, dw, db = ops.conv2d_backward(
-                dout, self._x, self.params["weight"], self.stride, self.padding, need_dx=input_grad
-            )
+    def _backward(self, ctx, dout, need_dx):
+        x, y, act = ctx
+        dout = self._check_grad(dout, (x.shape[0], self.out_channels, *self._out_hw(x.shape)))
+        w = self.params["weight"]
+        if act is None:
+            dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, need_dx=need_dx)
         else:
-            self._require_forward(self._y)
-            dx, dw, db = ops.conv2d_backward(
-                dout,
-                self._x,
-                self.params["weight"],
-                self.stride,
-                self.padding,
-                act=self._fused,
-                y=self._y,
-                need_dx=input_grad,
-            )
-        self.grads["weight"][...] = dw
+            dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, act=act, y=y, need_dx=need_dx)
+        self.grads["weight"] += dw
         if self.use_bias:
-            self.grads["bias"][...] = db
+            self.grads["bias"] += db
         return dx
 
     def output_shape(self, input_shape):
@@ -182,7 +140,3 @@ class Conv2D(Layer):
             "init": self.init,
             "dtype": self.dtype.name,
         }
-
-    def __repr__(self):
-        text = super().__repr__()
-        return text if self._fused is None else f"{text[:-1]}, fused={self._fused!r})"

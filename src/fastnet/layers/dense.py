@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import ops
-from .activations import check_activation, check_alpha
+from .activations import FUSABLE_ACTIVATIONS, check_activation, check_alpha
 from .base import Layer, check_dtype, positive_int
 from .init import check_init, init_weight
 
@@ -20,15 +20,9 @@ class Dense(Layer):
     "sigmoid", "tanh" or "gelu"; it is computed by the fused ``dense_act`` kernels and is
     part of the layer's config.
 
-    Fusion by a model: when an activation layer follows a linear Dense, a model may call
-    ``dense.fuse(*act_layer.fusable)`` and then skip that activation layer's forward and
-    backward; ``dense.unfuse()`` undoes it. A fused activation is runtime state only: it is
-    not in ``get_config`` (the activation layer itself is saved), and ``fused_activation``
-    tells which one is active.
+    Fusion: a model's ``compile`` may merge a following activation layer into this one (a rewrite
+    of the model's node list, see ``fastnet.graph_build``); the layer itself keeps no fusion state.
     """
-
-    # backward(dout, input_grad=False) skips the input gradient (see Sequential.backward)
-    can_skip_input_grad = True
 
     def __init__(
         self,
@@ -56,68 +50,33 @@ class Dense(Layer):
             self.params["bias"] = np.zeros(self.out_features, dtype=self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._zero_bias = np.zeros(self.out_features, dtype=self.dtype)
-        self._fused = None  # (activation, alpha) set by fuse()
-        self._x = self._y = self._z = None
 
-    # ---- fusion ---------------------------------------------------------------------------
-    def fuse(self, activation: str, alpha: float = 0.01):
-        """Compute ``activation`` inside this layer from now on (see the class docstring). Returns self."""
-        act = check_activation(activation, f"{self.name}.fuse")
-        if act is None:
-            raise ValueError(f"{self.name}.fuse: activation must be one of the fusable names, got {activation!r}")
-        if self.activation is not None or self._fused is not None:
-            raise ValueError(
-                f"{self.name}.fuse: layer already has activation "
-                f"{self.activation or self._fused[0]!r}; cannot fuse {act!r}"
-            )
-        self._fused = (act, check_alpha(alpha, f"{self.name}.fuse"))
-        self._x = self._y = self._z = None
-        return self
-
-    def unfuse(self):
-        """Drop a fused activation (the layer is linear again unless built with ``activation=``)."""
-        self._fused = None
-        self._x = self._y = self._z = None
-        return self
-
-    @property
-    def fused_activation(self):
-        """Name of the activation fused by ``fuse()``, or None."""
-        return None if self._fused is None else self._fused[0]
-
-    def _act(self):
-        if self.activation is not None:
-            return self.activation, self.alpha
-        return self._fused if self._fused is not None else (None, 0.0)
+    def accepts_activation(self, activation):
+        return self.activation is None and activation in FUSABLE_ACTIVATIONS
 
     # ---- forward / backward ----------------------------------------------------------------
-    def forward(self, x, training=None):
+    def _forward(self, x, training, activation=None):
+        """``activation``: an ``(name, alpha)`` pair a model fused into this call, or None."""
         x = self._check_input(x, ndim=2, shape_tail=(self.in_features,), dtype=self.dtype)
         w, b = self.params["weight"], self.params.get("bias", self._zero_bias)
-        act, alpha = self._act()
+        act, alpha = (self.activation, self.alpha) if activation is None else activation
         if act is None:
             y, z = ops.dense_forward(x, w, b), None
         else:
             y, z = ops.dense_act_forward(x, w, b, act, alpha)
-        if self._mode(training):
-            self._x, self._y, self._z = x, (None if act is None else y), z
-        return y
+        # keep x (for dW), and y, z when the activation's gradient needs them
+        return y, ((x, None if act is None else y, z, act, alpha) if training else None)
 
-    def backward(self, dout, input_grad: bool = True):
-        """Fill ``grads`` and return the gradient w.r.t. the input; with ``input_grad=False``
-        (a model's first layer in training) skip that GEMM and return None."""
-        self._require_forward(self._x)
-        dout = self._check_grad(dout, (self._x.shape[0], self.out_features)).astype(self.dtype, copy=False)
-        act, alpha = self._act()
+    def _backward(self, ctx, dout, need_dx):
+        x, y, z, act, alpha = ctx
+        dout = self._check_grad(dout, (x.shape[0], self.out_features)).astype(self.dtype, copy=False)
         if act is None:
-            dx, dw, db = ops.dense_backward(dout, self._x, self.params["weight"], need_dx=input_grad)
+            dx, dw, db = ops.dense_backward(dout, x, self.params["weight"], need_dx=need_dx)
         else:
-            dx, dw, db = ops.dense_act_backward(
-                dout, self._x, self.params["weight"], self._y, self._z, act, alpha, need_dx=input_grad
-            )
-        self.grads["weight"][...] = dw
+            dx, dw, db = ops.dense_act_backward(dout, x, self.params["weight"], y, z, act, alpha, need_dx=need_dx)
+        self.grads["weight"] += dw
         if self.use_bias:
-            self.grads["bias"][...] = db
+            self.grads["bias"] += db
         return dx
 
     def output_shape(self, input_shape):
@@ -139,7 +98,3 @@ class Dense(Layer):
             cfg["alpha"] = self.alpha
         cfg["dtype"] = self.dtype.name
         return cfg
-
-    def __repr__(self):
-        text = super().__repr__()
-        return text if self._fused is None else f"{text[:-1]}, fused={self._fused[0]!r})"

@@ -36,32 +36,29 @@ class Dropout(Layer):
         self.p = check_p(p, self.name)
         self.rng = _random.spawn()
         self.freeze_mask = False
-        self._mask = None
-        self._shape = None  # shape of the last training input; mask None means "no dropout" (p == 0)
+        self._last_mask = None  # kept only so ``freeze_mask`` can reuse it
 
     @property
     def scale(self) -> float:
         return 1.0 / (1.0 - self.p)
 
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
+        """The context is (shape, mask); mask None means "identity" (eval mode, or p == 0)."""
         x = self._check_input(x)
-        if not self._mode(training):
-            return x
-        self._shape = x.shape
-        if self.p == 0.0:
-            self._mask = None
-            return x
-        if not (self.freeze_mask and self._mask is not None and self._mask.shape == x.shape):
+        if not training or self.p == 0.0:
+            return x, (x.shape, None)
+        mask = self._last_mask
+        if not (self.freeze_mask and mask is not None and mask.shape == x.shape):
             # uint8 keep-mask (1 = keep): a plain byte array every backend reads directly
-            self._mask = (self.rng.random(x.shape) >= self.p).view(np.uint8)
-        return ops.dropout_forward(x, self._mask, self.scale)
+            mask = self._last_mask = (self.rng.random(x.shape) >= self.p).view(np.uint8)
+        return ops.dropout_forward(x, mask, self.scale), (x.shape, mask)
 
-    def backward(self, dout):
-        self._require_forward(self._shape)
-        dout = self._check_grad(dout, self._shape)
-        if self._mask is None:
+    def _backward(self, ctx, dout, need_dx):
+        shape, mask = ctx
+        dout = self._check_grad(dout, shape)
+        if mask is None:
             return dout
-        return ops.dropout_backward(dout, self._mask, self.scale)
+        return ops.dropout_backward(dout, mask, self.scale)
 
     def get_config(self):
         return {"p": self.p}

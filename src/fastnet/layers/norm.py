@@ -53,7 +53,6 @@ class _BatchNorm(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.buffers["running_mean"] = np.zeros(c, dtype=self.dtype)
         self.buffers["running_var"] = np.ones(c, dtype=self.dtype)
-        self._cache = None  # (x shape, xhat3, inv_std)
 
     def _as3d(self, x):
         if x.ndim not in self.ranks:
@@ -63,14 +62,15 @@ class _BatchNorm(Layer):
             raise ValueError(f"{self.name}: expected {self.num_features} channels on axis 1, got shape {x.shape}")
         return x.reshape(x.shape[0], self.num_features, -1)
 
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check_input(x, dtype=self.dtype)
         x3 = self._as3d(x)
         gamma, beta = self.params["weight"], self.params["bias"]
-        if not self._mode(training):
-            return ops.batchnorm_forward_eval(
+        if not training:
+            y3 = ops.batchnorm_forward_eval(
                 x3, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"], self.eps
-            ).reshape(x.shape)
+            )
+            return y3.reshape(x.shape), None
         m = x3.shape[0] * x3.shape[2]
         if m < 2:
             raise ValueError(f"{self.name}: training needs more than 1 value per channel, got input shape {x.shape}")
@@ -82,16 +82,14 @@ class _BatchNorm(Layer):
         rm += mom * mean
         rv *= 1 - mom
         rv += (mom * m / (m - 1)) * var
-        self._cache = (x.shape, xhat3, inv_std)
-        return y3.reshape(x.shape)
+        return y3.reshape(x.shape), (x.shape, xhat3, inv_std)
 
-    def backward(self, dout):
-        self._require_forward(self._cache)
-        shape, xhat3, inv_std = self._cache
+    def _backward(self, ctx, dout, need_dx):
+        shape, xhat3, inv_std = ctx
         dout = self._check_grad(dout, shape).astype(self.dtype, copy=False)
         dx3, dgamma, dbeta = ops.batchnorm_backward(dout.reshape(xhat3.shape), xhat3, self.params["weight"], inv_std)
-        self.grads["weight"][...] = dgamma
-        self.grads["bias"][...] = dbeta
+        self.grads["weight"] += dgamma
+        self.grads["bias"] += dbeta
         return dx3.reshape(shape)
 
     def output_shape(self, input_shape):

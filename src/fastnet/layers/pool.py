@@ -23,7 +23,6 @@ class _Pool2D(Layer):
             raise ValueError(
                 f"{self.name}: padding {self.padding} must be at most half the kernel size {self.kernel_size}"
             )
-        self._x_shape = None
 
     def _out_hw(self, input_shape) -> tuple[int, int]:
         return conv_out_shape(
@@ -35,10 +34,9 @@ class _Pool2D(Layer):
         self._out_hw(x.shape)
         return x
 
-    def _check_dout(self, dout):
-        self._require_forward(self._x_shape)
-        n, c = self._x_shape[:2]
-        return self._check_grad(dout, (n, c, *self._out_hw(self._x_shape)))
+    def _check_dout(self, dout, x_shape):
+        n, c = x_shape[:2]
+        return self._check_grad(dout, (n, c, *self._out_hw(x_shape)))
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -58,53 +56,39 @@ class MaxPool2D(_Pool2D):
     row-major window order gets the whole gradient (never split or duplicated).
     Keeps the int64 argmax indices for backward, not the input."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, name: str | None = None):
-        super().__init__(kernel_size, stride, padding, name)
-        self._argmax = None
-
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check(x)
         y, argmax = ops.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        if self._mode(training):
-            self._argmax, self._x_shape = argmax, x.shape
-        return y
+        return y, ((argmax, x.shape) if training else None)
 
-    def backward(self, dout):
-        dout = self._check_dout(dout)
-        return ops.maxpool2d_backward(dout, self._argmax, self._x_shape)
+    def _backward(self, ctx, dout, need_dx):
+        argmax, x_shape = ctx
+        return ops.maxpool2d_backward(self._check_dout(dout, x_shape), argmax, x_shape)
 
 
 class AvgPool2D(_Pool2D):
     """Mean over each window; padding counts as zeros (PyTorch's count_include_pad=True)."""
 
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check(x)
-        if self._mode(training):
-            self._x_shape = x.shape
-        return ops.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        y = ops.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        return y, (x.shape if training else None)
 
-    def backward(self, dout):
-        dout = self._check_dout(dout)
-        return ops.avgpool2d_backward(dout, self._x_shape, self.kernel_size, self.stride, self.padding)
+    def _backward(self, x_shape, dout, need_dx):
+        dout = self._check_dout(dout, x_shape)
+        return ops.avgpool2d_backward(dout, x_shape, self.kernel_size, self.stride, self.padding)
 
 
 class GlobalAvgPool2D(Layer):
     """Mean over H and W: (N, C, H, W) -> (N, C)."""
 
-    def __init__(self, name: str | None = None):
-        super().__init__(name)
-        self._x_shape = None
-
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None))
-        if self._mode(training):
-            self._x_shape = x.shape
-        return ops.global_avgpool2d_forward(x)
+        return ops.global_avgpool2d_forward(x), (x.shape if training else None)
 
-    def backward(self, dout):
-        self._require_forward(self._x_shape)
-        dout = self._check_grad(dout, self._x_shape[:2])
-        return ops.global_avgpool2d_backward(dout, self._x_shape)
+    def _backward(self, x_shape, dout, need_dx):
+        dout = self._check_grad(dout, x_shape[:2])
+        return ops.global_avgpool2d_backward(dout, x_shape)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:

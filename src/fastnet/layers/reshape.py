@@ -10,23 +10,17 @@ from .base import Layer
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...), e.g. NCHW feature maps into a Dense layer."""
 
-    def __init__(self, name: str | None = None):
-        super().__init__(name)
-        self._shape = None
-
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check_input(x)
         if x.ndim < 2:
             raise ValueError(
                 f"{self.name}: expected an input with a batch axis and at least one more, (N, ...), got shape {x.shape}"
             )
-        self._shape = x.shape  # shape only: cheap to keep in any mode
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1), x.shape  # shape only: cheap to keep in any mode
 
-    def backward(self, dout):
-        self._require_forward(self._shape)
-        dout = self._check_grad(dout, (self._shape[0], int(np.prod(self._shape[1:]))))
-        return dout.reshape(self._shape)
+    def _backward(self, shape, dout, need_dx):
+        dout = self._check_grad(dout, (shape[0], int(np.prod(shape[1:]))))
+        return dout.reshape(shape)
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -50,7 +44,6 @@ class Reshape(Layer):
                 f"{self.name}: shape must be a non-empty tuple of positive ints with at most one -1, got {shape!r}"
             )
         self.shape = tuple(int(s) for s in shape)
-        self._shape = None
 
     def output_shape(self, input_shape):
         size = int(np.prod(input_shape))
@@ -69,16 +62,13 @@ class Reshape(Layer):
             )
         return self.shape
 
-    def forward(self, x, training=None):
+    def _forward(self, x, training):
         x = self._check_input(x)
-        out = self.output_shape(x.shape[1:])
-        self._shape = x.shape
-        return x.reshape((x.shape[0],) + out)
+        return x.reshape((x.shape[0],) + self.output_shape(x.shape[1:])), x.shape
 
-    def backward(self, dout):
-        self._require_forward(self._shape)
-        dout = self._check_grad(dout, (self._shape[0],) + self.output_shape(self._shape[1:]))
-        return dout.reshape(self._shape)
+    def _backward(self, shape, dout, need_dx):
+        dout = self._check_grad(dout, (shape[0],) + self.output_shape(shape[1:]))
+        return dout.reshape(shape)
 
     def get_config(self):
         return {"shape": list(self.shape)}
