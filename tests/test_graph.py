@@ -321,3 +321,30 @@ def test_issue_snippet_runs():
     seq = fn.Sequential([L.Conv2D(1, 16, 3, padding=1), block_model, L.GlobalAvgPool2D(), L.Dense(16, 10)])
     seq.compile(optimizer="sgd", loss=losses.SoftmaxCrossEntropy())
     assert np.isfinite(seq.train_on_batch(x_train[:4], y_train[:4]))
+
+
+@pytest.mark.parametrize(
+    "layer, shapes",
+    [
+        (L.Add(), [(3, 4), (3, 4), (3, 4)]),
+        (L.Multiply(), [(3, 2, 3), (3, 2, 3)]),
+        (L.Concatenate(axis=1), [(3, 2, 4), (3, 5, 4)]),
+        (L.Concatenate(axis=-1), [(3, 4), (3, 1)]),
+    ],
+    ids=["add3", "multiply", "concat1", "concat-1"],
+)
+def test_merge_layer_gradcheck(backend, layer, shapes):
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal(s) for s in shapes]
+    out = layer.forward(xs, training=True)
+    r = rng.standard_normal(out.shape)
+
+    def f():
+        return float(np.sum(layer.forward(xs, training=True) * r))
+
+    def grads():
+        f()
+        return {f"x{i}": g for i, g in enumerate(layer.backward(r.copy()))}
+
+    res = fn.gradcheck.check_function(f, {f"x{i}": x for i, x in enumerate(xs)}, grads)
+    assert res.ok and res.max_error < 1e-8, res

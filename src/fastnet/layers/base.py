@@ -65,7 +65,8 @@ class Layer:
     Attributes
     ----------
     params : dict[str, ndarray]   trainable arrays, e.g. ``{"weight": W, "bias": b}``
-    grads  : dict[str, ndarray]   gradients with the same names and shapes, set by ``backward``
+    grads  : dict[str, ndarray]   gradients with the same names and shapes: ``_backward`` adds into
+                                  them, ``backward`` and a model's ``train_step`` zero them first
     buffers: dict[str, ndarray]   saved, not trained (BatchNorm running statistics)
     training : bool               train or eval mode; ``forward(x, training=None)`` uses it
     lr_mult : float               per-layer learning-rate multiplier (the course lab's ``layer.lr``)
