@@ -284,7 +284,7 @@ def test_merge_layers_on_arrays(rng):
         L.Concatenate(axis=0)
 
 
-def test_issue_snippet_runs():
+def test_issue_snippet_runs(tmp_path):
     rng = np.random.default_rng(0)
     x_train = rng.random((16, 1, 28, 28), dtype=np.float32)  # small: the point is that it runs
     y_train = rng.integers(0, 10, 16)
@@ -310,6 +310,10 @@ def test_issue_snippet_runs():
     assert "Connected to" in text and "add_1 (Add)" in text and "conv2d_5, conv2d_6" in text
     hist = model.fit(x_train, y_train, epochs=1, batch_size=8, validation_split=0.25, verbose=0)
     assert np.isfinite(hist.history["loss"][0]) and "val_accuracy" in hist.history
+    model.save(tmp_path / "tiny.npz")
+    again = fn.load(tmp_path / "tiny.npz")  # the graph, weights and optimizer state; no pickle
+    np.testing.assert_array_equal(again.predict(x_train[:4]), model.predict(x_train[:4]))
+    assert again.optimizer.state_dict().keys() == model.optimizer.state_dict().keys()
 
     shared = L.Dense(64, 32)
     x1, x2 = fn.Input((64,)), fn.Input((64,))
