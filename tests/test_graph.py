@@ -205,6 +205,9 @@ def test_auto_names_are_unique_keras_style():
     h = L.Dense(4, 4)(L.Dense(4, 4)(x))
     model = fn.Model(x, L.Dense(4, 2, name="dense_1")(L.ReLU()(h)))  # a given name is kept
     assert list(model.named_layers()) == ["dense", "dense_2", "relu", "dense_1"]
+    renamed = L.Dense(4, 2)
+    renamed.name = "fc"  # a name assigned after construction counts as given too
+    assert list(fn.Model(x, renamed(x)).state_dict()) == ["fc.weight", "fc.bias"]
 
 
 def test_train_step_is_the_override_point():

@@ -120,13 +120,22 @@ def validate(input_names: list[str], nodes: list, outputs: list, where: str, lay
             raise ValueError(f"{where}: node {j} ({name(layer)}) is disconnected: no output depends on it")
 
 
+def _default_name(layer) -> str:
+    return getattr(layer, "default_name", None) or type(layer).__name__
+
+
+def _given_name(layer):
+    """The name a user gave (to the constructor or by assigning ``layer.name``), else None."""
+    return None if layer.auto_named and layer.name == _default_name(layer) else layer.name
+
+
 def auto_names(layers, where: str) -> dict[int, str]:
     """Keras-style unique names by ``id(layer)``: a layer's own name when it was given one, else
     its lowercased class name with a suffix (``dense``, ``dense_1``...). Two layers given the same
     name are an error (their weights would share a key)."""
     names, taken = {}, {}
     for layer in layers:
-        if not layer.auto_named:
+        if _given_name(layer) is not None:
             other = taken.get(layer.name)
             if other is not None and other is not layer:
                 raise ValueError(
@@ -137,7 +146,7 @@ def auto_names(layers, where: str) -> dict[int, str]:
     for layer in layers:
         if id(layer) in names:
             continue
-        base = getattr(layer, "default_name", None) or type(layer).__name__.lower()
+        base = _default_name(layer).lower()
         candidate, k = base, 0
         while candidate in taken:
             k += 1
