@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_data import DATASETS, layout, load_data, load_image, num_classes, training_record, wants_flat  # noqa: F401
+from ._cli_interop import add_export_command, add_tensorboard_option, tensorboard_callbacks
 from .preprocessing import check_inputs
 
 MODELS = ("mlp", "lenet", "cnn")
@@ -185,6 +186,7 @@ def _accuracy(result) -> tuple[float, float | None]:
 def cmd_train(args) -> int:
     import fastnet
 
+    callbacks = tensorboard_callbacks(args)  # a missing optional library fails now, not after training
     if args.plot:  # fail now, not after training
         from .plotting import require_matplotlib
 
@@ -230,6 +232,7 @@ def cmd_train(args) -> int:
         validation_data=splits["val"],
         verbose=verbose,
         initial_epoch=start,
+        callbacks=callbacks,
     )
     _, val_acc = _accuracy(model.evaluate(*splits["val"], return_dict=True))
     test_loss, test_acc = _accuracy(model.evaluate(*splits["test"], return_dict=True))
@@ -355,7 +358,7 @@ def _non_negative_int(text):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastnet", description="Train, evaluate and use fastnet models from the shell.")
-    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,predict,summary}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,predict,summary,export}", parser_class=_Parser)
 
     def data_args(sp):
         sp.add_argument(
@@ -414,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2)",
     )
+    add_tensorboard_option(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="loss and accuracy of a saved model on a dataset")
@@ -433,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a saved model's layer table")
     s.add_argument("model", metavar="MODEL.npz")
     s.set_defaults(func=cmd_summary)
+    add_export_command(sub)
     return p
 
 
@@ -449,7 +454,7 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     if args.command is None:
         sys.stderr.write(
-            "fastnet: error: choose a command: train, evaluate, predict or summary (see 'fastnet --help')\n"
+            "fastnet: error: choose a command: train, evaluate, predict, summary or export (see 'fastnet --help')\n"
         )
         return 2
     if args.command == "train" and args.initial_epoch is not None and not args.resume:
