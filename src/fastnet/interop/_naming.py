@@ -6,7 +6,10 @@ import re
 
 
 def named_layers(model) -> list[tuple[str, object]]:
-    """``[(prefix, layer)]``: the state_dict prefix of each layer (its index in a Sequential)."""
+    """``[(prefix, layer)]`` for every leaf layer: its state_dict prefix (``"3"`` in a Sequential,
+    dotted ``"block.conv2d"`` in a graph model, recursing into nested models)."""
+    if hasattr(model, "named_layers"):
+        return list(model.named_layers().items())
     if not hasattr(model, "layers"):
         raise TypeError(f"expected a fastnet model, got {type(model).__name__}")
     refuse_graph(model)

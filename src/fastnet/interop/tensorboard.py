@@ -26,8 +26,11 @@ class TensorBoard(Callback):
     each parameter (``weights/3.weight``, the state_dict name) and of its gradient
     (``gradients/3.weight``, from the epoch's last batch). With ``update_freq=N`` the batch
     loss and metrics are also written every N batches as ``batch/loss`` etc., with the
-    optimizer's step count as step.
+    optimizer's step count as step. Under distributed training only rank 0 writes
+    (``main_rank_only``).
     """
+
+    main_rank_only = True  # one event file per run, not one per MPI rank
 
     def __init__(self, log_dir, update_freq="epoch", histogram_freq: int = 1, histogram_bins: int = 30):
         super().__init__()
