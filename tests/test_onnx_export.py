@@ -147,6 +147,16 @@ def test_batch_axis_is_dynamic_and_io_names_are_stated(tmp_path):
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", 3]
 
 
+def test_model_methods_are_the_functions(tmp_path):
+    fn.seed(0)
+    model = fn.Sequential([L.Dense(4, 3), L.ReLU(), L.Dense(3, 2)])
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    proto = model.export_onnx(tmp_path / "m.onnx", opset=18)
+    assert proto.opset_import[0].version == 18
+    x = np.random.default_rng(0).random((7, 4), dtype=np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", x), model.predict(x), rtol=0, atol=ATOL)
+
+
 def test_parameters_are_named_by_state_dict_keys(tmp_path):
     model = fn.Sequential([L.Dense(4, 5), L.BatchNorm1d(5), L.ReLU(), L.Dense(5, 2, bias=False)])
     proto = export_onnx(model, tmp_path / "n.onnx")

@@ -175,3 +175,22 @@ class Trainer:
         from .serialization import save_model
 
         save_model(self, path)
+
+    # ---- interop (fastnet.interop; each needs its optional extra) -----------------------------------
+    def export_onnx(self, path, opset: int = 17, input_shape=None, dtype=None):
+        """Write this model as ONNX whose output equals ``predict`` (see ``fastnet.export_onnx``)."""
+        from .interop import export_onnx
+
+        return export_onnx(self, path, opset=opset, input_shape=input_shape, dtype=dtype)
+
+    def save_weights(self, path) -> None:
+        """Write the weights as safetensors under PyTorch names and layouts (see ``fastnet.save_weights``)."""
+        from .interop import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path, strict: bool = True):
+        """Load safetensors weights (PyTorch names and layouts) in place and return self (``fastnet.load_weights``)."""
+        from .interop import load_weights
+
+        return load_weights(self, path, strict=strict)

@@ -178,3 +178,23 @@ def _reshape(g, layer, inputs, prefix):
     # 0 copies the (dynamic) batch dimension; fastnet's -1 means the same as ONNX's.
     shape = g.const(f"{prefix}.shape", np.array([0, *layer.shape], dtype=np.int64))
     return g.op("Reshape", [inputs[0], shape], prefix)
+
+
+# ---- merge layers (graph models) -----------------------------------------------------------------
+@register(L.Add)
+def _add(g, layer, inputs, prefix):
+    return g.op("Sum", inputs, prefix)  # variadic, same shapes (fastnet's merges never broadcast)
+
+
+@register(L.Multiply)
+def _multiply(g, layer, inputs, prefix):
+    y = inputs[0]
+    for k, x in enumerate(inputs[1:], 1):
+        y = g.op("Mul", [y, x], prefix if k == len(inputs) - 1 else f"{prefix}/mul{k}")
+    return y
+
+
+@register(L.Concatenate)
+def _concatenate(g, layer, inputs, prefix):
+    # fastnet counts the axis with the batch axis (Keras), as ONNX does; negative counts from the end
+    return g.op("Concat", inputs, prefix, axis=int(layer.axis))
