@@ -6,6 +6,7 @@ with 2x2 pooling, then 64 hidden units. Adam (lr 1e-3), batch 128, images scaled
 
     python examples/mnist_cnn.py [--dataset mnist|fashion-mnist|both] [--model lenet|cnn|both]
                                  [--epochs 3] [--limit N] [--data-dir DIR] [--augment]
+    mpirun -n 2 python examples/mnist_cnn.py --distributed ...   # data-parallel over 2 MPI ranks
 
 MNIST is read from --data-dir, $FASTNET_DATA, ../shared/data or ~/.fastnet/datasets; Fashion-MNIST also
 from /usr/share/datasets/fashion-mnist (``apt-get install -y dataset-fashion-mnist``). Nothing is downloaded.
@@ -70,7 +71,19 @@ def main():
     p.add_argument("--augment", action="store_true", help="random shifts of up to 2 pixels")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="under mpirun: train data-parallel (needs mpi4py); batch 128 is global",
+    )
     args = p.parse_args()
+    if args.distributed:
+        fn.distributed.init()  # a no-op outside mpirun
+    with fn.distributed.quiet():  # only rank 0 prints
+        run(args)
+
+
+def run(args):
 
     names = ("mnist", "fashion-mnist") if args.dataset == "both" else (args.dataset,)
     builders = {"lenet": lenet5, "cnn": small_cnn}

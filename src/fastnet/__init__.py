@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     callbacks,
     data,
     datasets,
+    distributed,
     gradcheck,
     layers,
     losses,

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from . import distributed
 from . import preprocessing as _preprocessing
 from . import random as _random
 from ._training_inputs import (
@@ -108,6 +109,8 @@ class _Meter:
         self.metrics = metrics
         self.sums: dict[str, float] = {}
         self.n = 0
+        # fractions of the samples (accuracy): times n they are exact counts, summed as such
+        self._counts = {m.name for m in metrics if getattr(m, "counts", False)}
 
     def add(self, loss, pred_linked, yb, n):
         out = {"loss": loss}
@@ -121,20 +124,35 @@ class _Meter:
         out = {}
         for k, v in logs.items():
             out[k] = float(v)
-            self.sums[k] = self.sums.get(k, 0.0) + out[k] * n
+            self.sums[k] = self.sums.get(k, 0.0) + (round(out[k] * n) if k in self._counts else out[k] * n)
         return out
 
     def means(self):
         return {k: s / self.n for k, s in self.sums.items()} if self.n else {}
 
+    def global_means(self):
+        """``means()`` over every rank's samples (fastnet.distributed): totals and counts summed, then divided."""
+        sums, n = distributed.reduce_totals(self.sums, self.n, ["loss"] + [m.name for m in self.metrics])
+        return {k: s / n for k, s in sums.items()} if n else {}
+
 
 # ---- fit --------------------------------------------------------------------------------------------
 def _batches(x, y, batch_size, order):
-    """Yield (xb, yb); ``order`` is a permutation or None (contiguous slices, no copy)."""
+    """Yield (xb, yb); ``order`` is a permutation or None (contiguous slices, no copy).
+
+    Distributed, each rank gets its contiguous slice of every global batch.
+    """
     n = _length(x)
     for start in range(0, n, batch_size):
-        sl = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+        lo, hi = distributed.local_range(min(batch_size, n - start))
+        sl = slice(start + lo, start + hi) if order is None else order[start + lo : start + hi]
         yield _take(x, sl), y[sl]
+
+
+def _local_slice(xb, yb):
+    """This rank's slice of a DataLoader's global batch (the whole batch without MPI)."""
+    lo, hi = distributed.local_range(len(yb))
+    return (xb, yb) if (lo, hi) == (0, len(yb)) else (_take(xb, slice(lo, hi)), yb[lo:hi])
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -197,6 +215,16 @@ def fit(
 
     if model.shuffle_seed is None:
         model.shuffle_seed = int(_random.generator().integers(0, 2**63 - 1))
+    distributed.start_fit(model, where)  # same weights and shuffle seed as rank 0 on every rank
+    callbacks = distributed.rank_callbacks(callbacks)  # file writers on rank 0 only
+    verbose = verbose if distributed.is_main() else 0
+    with distributed.quiet():  # only rank 0 prints
+        return _fit_epochs(
+            model, x, y, loader, n_train, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch, val
+        )
+
+
+def _fit_epochs(model, x, y, loader, n_train, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch, val):
     history = History()
     params = {
         "epochs": epochs,
@@ -221,7 +249,7 @@ def fit(
         cbs.on_epoch_end(epoch, logs)
         if verbose == 2:
             print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - t0:.1f}s - {_fmt(logs)}", flush=True)
-        if model.stop_training:
+        if distributed.agree_stop(model):
             break
     cbs.on_train_end()
     return history
@@ -257,6 +285,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
     try:
         for i, (xb, yb) in enumerate(batches):
             if loader is not None:
+                xb, yb = _local_slice(xb, yb)
                 xb = np.ascontiguousarray(xb, dtype=model.dtype)
                 yb = np.asarray(yb)
                 yb = yb.astype(np.int64, copy=False) if yb.dtype.kind in "biu" else yb.astype(model.dtype, copy=False)
@@ -278,9 +307,10 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
             if bar is not None:
                 bar.set_postfix_str(_fmt(meter.means()), refresh=False)
                 bar.update(size)
-            if model.stop_training:
+            if distributed.agree_stop(model):  # a callback on any rank stops every rank
                 break
-        logs = meter.means()
+        distributed.end_epoch(model)  # BatchNorm running statistics: averaged over ranks
+        logs = meter.global_means()
         if val is not None:
             vlogs = _evaluate_prepared(model, val, 256)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
@@ -296,6 +326,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
 def _iter_prepared(model, data, batch_size):
     if _is_loader(data):
         for xb, yb in data:
+            xb, yb = _local_slice(xb, yb)
             xb = np.ascontiguousarray(xb, dtype=model.dtype)
             yb = np.asarray(yb)
             yb = yb.astype(np.int64, copy=False) if yb.dtype.kind in "biu" else yb.astype(model.dtype, copy=False)
@@ -308,12 +339,18 @@ def _iter_prepared(model, data, batch_size):
 def _evaluate_prepared(model, data, batch_size, bar=None):
     meter = _Meter(model.metrics)
     for xb, yb in _iter_prepared(model, data, batch_size):
-        pred = model.forward(xb, training=False)
-        loss = float(model.loss.forward(pred, yb))
-        meter.add(loss, model.loss.link(pred) if model.metrics else pred, yb, len(yb))
+        loss = 0.0
+        scored = len(yb) or not distributed.active()  # distributed, a rank's slice can be empty
+        if scored:
+            pred = model.forward(xb, training=False)
+            loss = float(model.loss.forward(pred, yb))
+        # distributed: the batch's loss as one process computes it, from every rank's slice
+        loss, n_batch = distributed.global_batch_loss(model.loss, loss, len(yb))
+        if scored:
+            meter.add(loss, model.loss.link(pred) if model.metrics else pred, yb, len(yb))
         if bar is not None:
-            bar.update(len(yb))
-    return meter.means()
+            bar.update(n_batch)
+    return meter.global_means()
 
 
 def evaluate(model, x, y, *, batch_size, return_dict, verbose):
@@ -321,7 +358,7 @@ def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     _require_one_output(model, where)
     if model.loss is None:
         raise RuntimeError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
-    verbose = _check_verbose(verbose, where)
+    verbose = _check_verbose(verbose, where) if distributed.is_main() else 0
     if _is_loader(x):
         if y is not None:
             raise ValueError(f"{where}: y must be None when x is a DataLoader")

@@ -14,7 +14,8 @@ kept, 8-bit pixels / 255, floats as they are; NCHW for convolutional models, fla
 starting with Dense); the record of it is saved in the model, ``evaluate`` refuses data prepared
 differently and ``predict`` maps image pixels onto the training range. User mistakes (missing file, bad
 option, model/data mismatch) print one line on stderr and exit non-zero; set
-``FASTNET_DEBUG=1`` to see the traceback instead.
+``FASTNET_DEBUG=1`` to see the traceback instead. Under ``mpirun -n N`` (with mpi4py), ``train``
+and ``evaluate`` run as N data-parallel ranks (``fastnet.distributed``); rank 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -238,10 +239,10 @@ def cmd_train(args) -> int:
     test_loss, test_acc = _accuracy(model.evaluate(*splits["test"], return_dict=True))
     print(f"validation accuracy: {val_acc:.4f}")
     print(f"test accuracy: {test_acc:.4f} (loss {test_loss:.4f})")
-    if args.out:
+    if args.out and fastnet.distributed.is_main():  # under mpirun, rank 0 writes the files
         model.save(args.out)
         print(f"saved model to {args.out}")
-    if args.plot:
+    if args.plot and fastnet.distributed.is_main():
         fastnet.plot_history(history, args.plot, title=f"{model.name} on {args.dataset}")
         print(f"wrote training curves to {args.plot}")
     return 0
@@ -460,14 +461,21 @@ def main(argv=None) -> int:
     if args.command == "train" and args.initial_epoch is not None and not args.resume:
         sys.stderr.write("fastnet train: error: --initial-epoch only makes sense with --resume\n")
         return 2
+    from . import distributed
     from ._training import NonFiniteLossError
 
     try:
+        # under mpirun -n N (N > 1) the ranks train together; rank 0 alone prints
+        if args.command in ("train", "evaluate") and distributed.init():
+            with distributed.quiet():
+                return args.func(args)
         return args.func(args)
     except (CLIError, ValueError, OSError, ImportError, NonFiniteLossError) as e:
         if os.environ.get("FASTNET_DEBUG"):
             raise
-        sys.stderr.write(f"fastnet {args.command}: error: {_one_line(e)}\n")
+        where = f" (rank {distributed.rank()})" if distributed.active() else ""
+        sys.stderr.write(f"fastnet {args.command}: error{where}: {_one_line(e)}\n")
+        distributed.abort(1)  # the other ranks may be waiting in a reduction: end them too
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"fastnet {args.command}: interrupted\n")

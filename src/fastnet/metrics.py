@@ -80,12 +80,14 @@ def top_k_accuracy(pred, target, k: int = 5) -> float:
     return float(np.mean(higher < k))
 
 
-def _named(fn, name):
+def _named(fn, name, counts=False):
     def metric(pred, target):
         return fn(pred, target)
 
     metric.name = metric.__name__ = name
     metric.__doc__ = fn.__doc__
+    # a fraction of the samples: times the batch size it is an exact count, summed as such
+    metric.counts = counts
     return metric
 
 
@@ -110,7 +112,7 @@ def get(identifier):
     if isinstance(identifier, str):
         key = identifier.strip().lower()
         if key in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy"):
-            return _named(accuracy, "accuracy")
+            return _named(accuracy, "accuracy", counts=True)
         if key == "top_k_accuracy":
             key = "top_5_accuracy"
         m = _TOP_K.match(key)
@@ -118,5 +120,5 @@ def get(identifier):
             k = int(m.group(1))
             if k < 1:
                 raise ValueError(f"metric {identifier!r}: k must be >= 1")
-            return _named(lambda p, t, k=k: top_k_accuracy(p, t, k), f"top_{k}_accuracy")
+            return _named(lambda p, t, k=k: top_k_accuracy(p, t, k), f"top_{k}_accuracy", counts=True)
     raise ValueError(f"unknown metric {identifier!r}; expected a callable, 'accuracy' / 'acc' or 'top_<k>_accuracy'")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from . import _training
+from . import _training, distributed
 
 __all__ = ["Trainer"]
 
@@ -84,21 +84,34 @@ class Trainer:
         for the data) and the optimizer. If the loss is NaN or inf it returns it without updating
         the weights (``fit`` and ``train_on_batch`` decide what happens next). Override it for a
         new training scheme; ``fit`` then runs it for every batch, callbacks included.
+
+        Under MPI (fastnet.distributed) ``(x, y)`` is this rank's slice of the global batch: the
+        loss is agreed over ranks (the global batch's) and the gradients summed before the update;
+        an override keeps that by calling ``distributed.agree_loss`` and ``reduce_gradients`` too.
         """
         self.zero_grad()  # once per step: a layer used twice adds both uses into its grads
-        pred, ctx = self._forward(x, True)
-        try:
-            loss = float(self.loss.forward(pred, y))
-        except ValueError:
-            if np.isfinite(pred).all():
-                raise
-            loss = math.nan  # the model's output diverged (losses reject non-finite predictions)
+        n = len(y)
+        pred = ctx = None
+        loss = 0.0
+        # distributed, a rank's slice of a short last batch can be empty: it still takes part
+        if n or not distributed.active():
+            pred, ctx = self._forward(x, True)
+            try:
+                loss = float(self.loss.forward(pred, y))
+            except ValueError:
+                if np.isfinite(pred).all():
+                    raise
+                loss = math.nan  # the model's output diverged (losses reject non-finite predictions)
+        loss = distributed.agree_loss(self, loss, n)  # the global batch's loss; a no-op without MPI
         logs = {"loss": loss}
         if not math.isfinite(loss):
             return logs
-        self._backward(ctx, self.loss.backward(), False)
-        self.optimizer.step(self.param_slots())
-        if self.metrics:
+        if ctx is not None:
+            self._backward(ctx, self.loss.backward(), False)
+        slots = self.param_slots()
+        distributed.reduce_gradients(self, [g for _, _, g, _ in slots])  # summed over ranks
+        self.optimizer.step(slots)
+        if self.metrics and n:
             linked = self.loss.link(pred)
             logs.update({m.name: float(m(linked, y)) for m in self.metrics})
         return logs
