@@ -218,7 +218,7 @@ def test_bad_geometry_is_a_value_error():
 
 
 def test_threaded_and_serial_paths_agree(monkeypatch):
-    # big enough to cross PARALLEL_MIN_ELEMENTS, then forced serial
+    # big enough to cross config.OMP_MIN_ELEMENTS, then forced serial
     rng = np.random.default_rng(11)
     x = rng.standard_normal((4, 16, 33, 31)).astype(np.float32)
     w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
@@ -227,10 +227,9 @@ def test_threaded_and_serial_paths_agree(monkeypatch):
         fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)),
         kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1)),
     )
-    monkeypatch.setattr(fast_conv, "_threads", lambda work: 1)
-    from fastnet._kernels.fast import pool as fast_pool
+    from fastnet._kernels import parallel
 
-    monkeypatch.setattr(fast_pool, "_threads", lambda work: 1)
+    monkeypatch.setattr(parallel, "omp_threads", lambda n, min_elements=None: 1)
     ser = (
         fast_conv.conv2d_forward(x, w, b, (1, 2), (1, 1)),
         kernel("maxpool2d_forward", "fast")(x, (3, 2), (2, 2), (1, 1)),
@@ -346,7 +345,7 @@ def test_maxpool_2x2_stride2_tie_rule_and_specials(dtype, h, w, values):
 
 
 def test_maxpool_2x2_large_parallel_matches_reference():
-    # big enough for the OpenMP pass (PARALLEL_MIN_ELEMENTS), with ties
+    # big enough for the OpenMP pass (config.OMP_MIN_ELEMENTS), with ties
     x = np.random.default_rng(5).integers(-3, 3, size=(4, 8, 48, 50)).astype(np.float32)
     (yf, af), (yr, ar) = both("maxpool2d_forward", x, (2, 2), (2, 2), (0, 0))
     np.testing.assert_array_equal(af, ar)

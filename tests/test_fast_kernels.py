@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastnet._kernels import config as kconfig
 from fastnet._kernels import parallel as kparallel
-from fastnet._kernels._jit import PARALLEL_MIN_ELEMENTS
-from fastnet._kernels.fast import dense as fast_dense
+from fastnet._kernels.config import PARALLEL_MIN_ELEMENTS
 from fastnet._kernels.registry import kernel
 
 DTYPES = (np.float32, np.float64)
@@ -354,10 +354,9 @@ def test_optimizer_rejects_non_contiguous_parameter():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_parallel_variants(dtype, monkeypatch):
     # Dense's bias/db passes and the elementwise kernels go parallel only from larger sizes
-    # (fastnet/_kernels/parallel.py): lower them for this test.
-    monkeypatch.setattr(fast_dense, "PASS_PARALLEL_MIN", PARALLEL_MIN_ELEMENTS)
-    monkeypatch.setattr(kparallel, "MEMORY_BOUND_MIN", PARALLEL_MIN_ELEMENTS)
-    monkeypatch.setattr(kparallel, "COMPUTE_BOUND_MIN", PARALLEL_MIN_ELEMENTS)
+    # (fastnet/_kernels/config.py): lower them for this test.
+    for knob in ("DENSE_PASS_MIN", "MEMORY_BOUND_MIN", "COMPUTE_BOUND_MIN"):
+        monkeypatch.setattr(kconfig, knob, PARALLEL_MIN_ELEMENTS)
     assert kparallel.use_parallel(PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_ELEMENTS) == (numba.get_num_threads() > 1)
     rng = np.random.default_rng(3)
     big = PARALLEL_MIN_ELEMENTS + 1001  # odd, not a multiple of the block size
@@ -441,8 +440,8 @@ def test_run_is_serial_in_a_background_thread(monkeypatch):
 def test_thresholds_are_at_least_the_warmup_size():
     # fastnet.warmup() calls every kernel at PARALLEL_MIN_ELEMENTS: from there up, run()
     # compiles the parallel variant, so warmup leaves both variants ready.
-    assert kparallel.MEMORY_BOUND_MIN >= PARALLEL_MIN_ELEMENTS
-    assert kparallel.COMPUTE_BOUND_MIN >= PARALLEL_MIN_ELEMENTS
+    for knob in ("MEMORY_BOUND_MIN", "COMPUTE_BOUND_MIN", "DENSE_PASS_MIN", "BATCHNORM_MIN", "DROPOUT_MIN"):
+        assert getattr(kconfig, knob) >= PARALLEL_MIN_ELEMENTS, knob
 
 
 def test_prepare_compiles_without_running():

@@ -16,7 +16,7 @@ Stale caches: Numba revalidates a cached kernel only against its own source file
 that inlines a function from another module (the fused dense passes call the activation
 blocks) would keep running the old machine code after that module changed, and a change
 of the flags here would not be noticed at all. So every decorated kernel is checked against
-a fingerprint of all compiled-kernel sources (``fast/*.py`` and this file), kept per module
+a fingerprint of all compiled-kernel sources (``fast/*.py``, this file and ``config.py``), kept per module
 in the cache directory (``<module>.fastnet-sources``); on a mismatch the module's cached
 kernels are dropped and recompiled once.
 """
@@ -35,10 +35,11 @@ _COMMON = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
 def _sources_fingerprint() -> str:
-    """sha256 over the compiled kernels' sources: every ``fast/*.py`` and this module."""
+    """sha256 over the compiled kernels' sources: every ``fast/*.py``, this module and
+    ``config.py`` (whose constants the kernels compile in)."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in [Path(__file__).resolve()] + sorted((here / "fast").glob("*.py")):
+    for path in [Path(__file__).resolve(), here / "config.py"] + sorted((here / "fast").glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
@@ -90,8 +91,3 @@ def jit(*args, **kwargs):
 def pjit(*args, **kwargs):
     """Parallel kernel (``prange``). Never call one from a background thread."""
     return _njit(args, kwargs, parallel=True)
-
-
-# Below this many elements a kernel runs its serial variant: the thread wake-up
-# (a few microseconds) costs more than it saves.
-PARALLEL_MIN_ELEMENTS = 1 << 16

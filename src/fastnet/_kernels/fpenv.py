@@ -30,6 +30,7 @@ import os
 import threading
 import warnings
 
+from . import parallel, threads
 from .fast._extension import check_backend as _check_backend
 
 _state = {"on": False}
@@ -72,7 +73,7 @@ def set_flush_denormals(enabled: bool = True) -> None:
     """
     if not isinstance(enabled, bool):
         raise ValueError(f"set_flush_denormals: enabled must be True or False, got {enabled!r}")
-    from ..threads import get_num_threads
+    from .threads import get_num_threads
 
     _apply(enabled, get_num_threads())
 
@@ -86,7 +87,9 @@ def _apply(enabled: bool, team: int) -> None:
             raise RuntimeError("set_flush_denormals: this CPU architecture has no flush-to-zero mode fastnet can set")
         return
     ext.set_current_thread(enabled)
-    ext.set_openmp_threads(enabled, team)
+    # Off the main thread the team is the calling thread alone: there the Cython kernels run
+    # serially (parallel.omp_threads), so no other team would ever run them for this thread.
+    ext.set_openmp_threads(enabled, parallel.team_size(team))
     if threading.current_thread() is threading.main_thread():
         _restart_openblas()
     _state["on"] = enabled
@@ -108,10 +111,8 @@ def _apply_default() -> None:
     settings are not initialised here (import stays light and never fails on them): the
     OpenMP team is sized from the default count, and larger teams made later inherit the
     mode from the main thread."""
-    from .. import threads
-
     try:
-        team = threads._state["n"] or threads.default_num_threads()
+        team = threads.configured_num_threads() or threads.default_num_threads()
     except ValueError:  # bad FASTNET_NUM_THREADS: reported by get_num_threads(), not by import
         team = 1
     try:

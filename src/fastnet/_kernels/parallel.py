@@ -7,12 +7,17 @@ descheduled worker: a 400k-element RMSprop update measured 8x slower in parallel
 serially on a loaded machine, while the serial pass (about 0.1 ms, the state in cache)
 already beats NumPy. So a kernel runs its parallel variant only when
 
-- the problem is at least ``min_elements`` (each module sets its own, from what its
-  per-element cost is: cheap memory-bound passes need far more elements than
-  transcendental ones to pay for the wake-up),
-- more than one Numba thread is configured (``fastnet.set_num_threads(1)``), and
+- the problem is at least ``min_elements`` (the thresholds are in ``config.py``, by kind of
+  per-element work: cheap memory-bound passes need far more elements than transcendental
+  ones to pay for the wake-up),
+- more than one thread is configured (``fastnet.set_num_threads(1)``), and
 - the caller is the main thread (the policy of ``_jit.pjit``: never a parallel kernel in a
-  background thread, e.g. a data-loading or a user's inference thread).
+  background thread, e.g. a data-loading or a user's inference thread). Two threads in
+  parallel Numba kernels at once abort the process under Numba's "workqueue" threading layer.
+
+Numba kernels go through :func:`run`; Cython (OpenMP) kernels take their team size from
+:func:`omp_threads` (or :func:`team_size`). ``tests/test_kernel_policy.py`` checks on the
+source that no parallel variant and no OpenMP thread count is reached any other way.
 """
 
 from __future__ import annotations
@@ -22,28 +27,34 @@ import threading
 import numba
 import numpy as np
 
-from ._jit import PARALLEL_MIN_ELEMENTS
+from . import config
+from .threads import get_num_threads
 
 _main = threading.main_thread()
 
-# Thresholds by kind of per-element work (elements of the call's arrays), measured on the
-# 2-core target with the other core busy (serial / parallel / NumPy medians):
-# - memory-bound passes (ReLU and LeakyReLU, every backward product, optimizer updates, MSE):
-#   RMSprop 401k elements 115 us / 941 us / 452 us, 4M 1.7 ms / 17 ms / 26 ms. One core streams
-#   them at cache speed; threads only pay for arrays far out of cache, on idle cores.
-MEMORY_BOUND_MIN = 1 << 22
-# - passes with exp/tanh/log polynomials (sigmoid, tanh, GELU, softmax, the losses): ~10x more
-#   arithmetic per element. tanh 65k 20 / 69 / 25 us, 262k 76 / 102 / 98 us, 1M 295 / 222 / 380 us.
-COMPUTE_BOUND_MIN = 1 << 19
-# Both are at least PARALLEL_MIN_ELEMENTS, the size fastnet.warmup() calls every kernel at:
-# calls from that size up get their parallel variant compiled (not run) by ``prepare``, so
-# warmup still leaves both variants ready.
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is _main
 
 
 def use_parallel(n: int, min_elements: int) -> bool:
     """True when a kernel over ``n`` elements should run its parallel (``prange``) variant:
     ``n >= min_elements``, more than one thread, and called from the main thread."""
-    return n >= min_elements and threading.current_thread() is _main and numba.get_num_threads() > 1
+    return n >= min_elements and _on_main_thread() and numba.get_num_threads() > 1
+
+
+def team_size(threads: int) -> int:
+    """OpenMP team size for a region the calling thread starts: ``threads`` on the main thread,
+    1 (no team: the region runs in the calling thread) anywhere else."""
+    return threads if _on_main_thread() else 1
+
+
+def omp_threads(n: int, min_elements: int | None = None) -> int:
+    """Threads for a Cython (OpenMP) pass over ``n`` elements: ``fastnet.get_num_threads()``
+    from ``min_elements`` (default ``config.OMP_MIN_ELEMENTS``) up on the main thread, else 1."""
+    if n < (config.OMP_MIN_ELEMENTS if min_elements is None else min_elements):
+        return 1
+    return team_size(get_num_threads())
 
 
 _prepared: set = set()
@@ -65,11 +76,11 @@ def prepare(dispatcher, args) -> None:
 
 def run(n: int, min_elements: int, serial, parallel, args, parallel_args=None):
     """Call ``parallel(*parallel_args)`` (default ``args``) if ``use_parallel(n, min_elements)``,
-    else ``serial(*args)``; from ``PARALLEL_MIN_ELEMENTS`` up the parallel variant is compiled
-    in advance (``prepare``) even when the serial one runs."""
+    else ``serial(*args)``; from ``config.PARALLEL_MIN_ELEMENTS`` up the parallel variant is
+    compiled in advance (``prepare``) even when the serial one runs."""
     pargs = args if parallel_args is None else parallel_args
     if use_parallel(n, min_elements):
         return parallel(*pargs)
-    if n >= PARALLEL_MIN_ELEMENTS:
+    if n >= config.PARALLEL_MIN_ELEMENTS:
         prepare(parallel, pargs)
     return serial(*args)

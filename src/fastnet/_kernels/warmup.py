@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._jit import PARALLEL_MIN_ELEMENTS
+from .config import PARALLEL_MIN_ELEMENTS
 
 _ACTS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-DEFAULT_LIMIT = 64 << 20
+from .config import DEFAULT_WORKSPACE_BYTES as DEFAULT_LIMIT
 
 
 def _env_limit() -> int:

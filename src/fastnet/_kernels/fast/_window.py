@@ -1,12 +1,11 @@
-"""What the Cython window kernels (conv's im2col/col2im, pooling) share: input coercion, the
-sliding-window geometry and the OpenMP thread count for a call."""
+"""What the Cython window kernels (conv's im2col/col2im, pooling) share: input coercion and the
+sliding-window geometry. (Their OpenMP thread count comes from ``parallel.omp_threads``.)"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...threads import get_num_threads
-from .._jit import PARALLEL_MIN_ELEMENTS
+from ..config import FLOAT_DTYPES
 
 
 def as_float(a, dtype=None):
@@ -14,14 +13,8 @@ def as_float(a, dtype=None):
     (anything else becomes float64). No copy when it already is one."""
     a = np.asarray(a)
     if dtype is None:
-        dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
+        dtype = a.dtype if a.dtype in FLOAT_DTYPES else np.float64
     return np.ascontiguousarray(a, dtype=dtype)
-
-
-def omp_threads(work: int) -> int:
-    """Threads for an OpenMP pass over ``work`` elements: one below ``PARALLEL_MIN_ELEMENTS``,
-    where waking the team costs more than it saves."""
-    return 1 if work < PARALLEL_MIN_ELEMENTS else get_num_threads()
 
 
 def window_geometry(x_shape, kernel, stride, padding, what: str):

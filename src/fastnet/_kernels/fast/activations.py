@@ -2,7 +2,7 @@
 
 Every activation is one block routine (``_fwd_block`` / ``_bwd_block``) over a flat
 contiguous array, selected by an integer code. Arrays below the thresholds of
-``fastnet/_kernels/parallel.py`` (by kind of work) run it once, serially; larger ones are cut
+``fastnet/_kernels/config.py`` (by kind of work) run it once, serially; larger ones are cut
 into blocks spread over Numba's threads.
 Constants are cast to the array's dtype (``dtype.type``) so float32 stays float32
 end to end (SIMD width, and the same rounding as the reference).
@@ -25,8 +25,9 @@ import math
 import numpy as np
 from numba import prange
 
-from .. import parallel
+from .. import config, parallel
 from .._jit import jit, pjit
+from ..config import BLOCK, CHUNK
 
 __all__ = [
     "relu_forward",
@@ -48,11 +49,8 @@ __all__ = [
 RELU, LEAKY_RELU, SIGMOID, TANH, GELU = 0, 1, 2, 3, 4
 ACT_CODES = {"relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU}
 
-# Elements per parallel block: big enough to amortise scheduling, small enough to balance.
-BLOCK = 1 << 14
-# Elements per pass of the multi-loop activations (sigmoid, tanh): 3 temporaries of
-# CHUNK elements stay in L1/L2 between the loops.
-CHUNK = 2048
+# BLOCK (elements per parallel block) and CHUNK (elements per pass of the multi-loop
+# activations) are in config.py.
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -384,12 +382,12 @@ def _flat(a):
 
 def _fwd_min(code):
     """Parallel threshold of activation ``code``'s forward (ReLU/LeakyReLU are memory-bound)."""
-    return parallel.MEMORY_BOUND_MIN if code <= LEAKY_RELU else parallel.COMPUTE_BOUND_MIN
+    return config.MEMORY_BOUND_MIN if code <= LEAKY_RELU else config.COMPUTE_BOUND_MIN
 
 
 def _bwd_min(code):
     """Parallel threshold of the backward: one multiply per element except GELU's erf and exp."""
-    return parallel.COMPUTE_BOUND_MIN if code == GELU else parallel.MEMORY_BOUND_MIN
+    return config.COMPUTE_BOUND_MIN if code == GELU else config.MEMORY_BOUND_MIN
 
 
 def act_into(x, y, code, alpha):
@@ -470,7 +468,7 @@ def softmax_forward(x):
     y2 = y.reshape(x2.shape)
     if x2.size == 0:
         return y
-    parallel.run(x2.size, parallel.COMPUTE_BOUND_MIN, _softmax_serial, _softmax_parallel, (x2, y2))
+    parallel.run(x2.size, config.COMPUTE_BOUND_MIN, _softmax_serial, _softmax_parallel, (x2, y2))
     return y
 
 
@@ -481,7 +479,7 @@ def softmax_backward(dy, y):
     dx2 = dx.reshape(dy2.shape)
     if dy2.size == 0:
         return dx
-    parallel.run(dy2.size, parallel.MEMORY_BOUND_MIN, _softmax_bwd_serial, _softmax_bwd_parallel, (dy2, y2, dx2))
+    parallel.run(dy2.size, config.MEMORY_BOUND_MIN, _softmax_bwd_serial, _softmax_bwd_parallel, (dy2, y2, dx2))
     return dx
 
 

@@ -1,6 +1,6 @@
 """Conv2D: Cython im2col/col2im (OpenMP) + BLAS GEMMs (numpy.matmul with ``out=``).
 
-Two internal layouts, picked per call by the number of filters F (``STACKED_MAX_FILTERS``):
+Two internal layouts, picked per call by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
 "wide" (F >= 16, e.g. 32->64 3x3): for a chunk of ``m`` samples the columns are the contract's
 ``cols (K, m*P)``, K = C*KH*KW rows ordered (c, kh, kw), m*P columns ordered (n, oh, ow).
@@ -16,7 +16,7 @@ Two internal layouts, picked per call by the number of filters F (``STACKED_MAX_
 "stacked" (F < 16, e.g. LeNet's 1->6 5x5): sample-major columns ``(m, K, P)`` and one
 ``(F, K) @ (K, P)`` GEMM per sample (numpy loops over the stack in C), writing NCHW directly.
 A GEMM with only a few output rows over a very wide matrix is memory-bound and was measured
-~20x slower in OpenBLAS than the same work split per sample. Chunks (``STACKED_CHUNK_BYTES``)
+~20x slower in OpenBLAS than the same work split per sample. Chunks (``config.STACKED_CHUNK_BYTES``)
 are large: per-chunk fixed costs outweighed keeping the columns in L2.
 
 ``act="relu"`` (Conv2D fused with a following ReLU): forward applies max(., 0) in the pass that
@@ -27,18 +27,18 @@ Memory: the scratch comes from ``workspace`` and takes (K + F) * P * itemsize by
 (+ F*K per sample for dW in the stacked path); the batch is processed in chunks so that stays
 under the workspace limit (64 MiB by default; ``fastnet._kernels.workspace``), or one sample if
 a single sample needs more. Threads: im2col/col2im and the layout copies run on
-``fastnet.threads.get_num_threads()`` OpenMP threads, serially below ``PARALLEL_MIN_ELEMENTS``;
-the GEMMs use BLAS's own threads (set by the same switch).
+``parallel.omp_threads`` OpenMP threads (``fastnet.get_num_threads()`` on the main thread from
+``config.OMP_MIN_ELEMENTS`` up, else one); the GEMMs use BLAS's own threads (same switch).
+The tunables (``STACKED_MAX_FILTERS``, the chunk sizes) and their measurements are in ``config.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import workspace
+from .. import config, parallel, workspace
 from ._extension import load
 from ._window import as_float as _float
-from ._window import omp_threads as _threads
 from ._window import window_geometry
 
 _ext = load("_im2col")
@@ -51,7 +51,7 @@ def im2col(x, kernel, stride, padding):
     N, C = x.shape[:2]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "conv")
     cols = np.empty((C * kh * kw, N * oh * ow), dtype=x.dtype)
-    _ext.im2col_into(x, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
+    _ext.im2col_into(x, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size))
     return cols
 
 
@@ -60,34 +60,19 @@ def col2im(cols, x_shape, kernel, stride, padding):
     x_shape = tuple(int(s) for s in x_shape)
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x_shape, kernel, stride, padding, "conv")
     dx = np.empty(x_shape, dtype=cols.dtype)
-    _ext.col2im_into(cols, dx, kh, kw, sh, sw, ph, pw, _threads(cols.size))
+    _ext.col2im_into(cols, dx, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size))
     return dx
 
 
-# Convolutions with fewer filters than this use the per-sample ("stacked") GEMMs: a BLAS
-# GEMM with only a few output rows over a very wide matrix is memory-bound and, measured
-# with OpenBLAS, far slower than the same work split into cache-sized per-sample products.
-STACKED_MAX_FILTERS = 16
-# Samples per chunk are also chosen so a chunk's scratch stays cache-sized: the columns im2col
-# writes are then still in cache when the GEMM reads them (and dcols when col2im does).
-# Stacked path: per-sample GEMMs. Each chunk pays fixed costs (OpenMP regions, Python, the
-# bias pass), so chunks are not cut to L2 size: on LeNet's conv 1->6 5x5 (2-core EPYC)
-# fwd+bwd took 2.6 ms at batch 64 with 1 MiB chunks (10 samples), 1.8 ms with 2 MiB and
-# ~1.25 ms from 8 MiB up (the whole batch); batch 256: 10.4 / 7.2 / 4.9 ms.
-STACKED_CHUNK_BYTES = 8 << 20
-# Wide path: one GEMM per chunk; a few MiB keep the GEMM efficient and the columns in L3.
-# Measured on conv 32->64 3x3, 128x32x26x26 (2-core EPYC, 32 MiB L3): fwd / bwd 28.5 / 61.8 ms
-# with 64 MiB chunks, 21.2 / 45.1 ms with 8 MiB, flat from 6 to 12 MiB, slower again at 2 MiB.
-WIDE_CHUNK_BYTES = 8 << 20
-
-
 def _plan(N, F, K, P, itemsize):
-    """(stacked?, samples per chunk) for this convolution."""
-    stacked = F < STACKED_MAX_FILTERS
+    """(stacked?, samples per chunk) for this convolution. Samples per chunk are also chosen so a
+    chunk's scratch stays cache-sized: the columns im2col writes are then still in cache when
+    the GEMM reads them (and dcols when col2im does)."""
+    stacked = F < config.STACKED_MAX_FILTERS
     # stacked: cols (K, P) + dW part (F, K) + the ReLU-masked dy (F, P); wide: cols + out / dyT
     per_sample = ((K + F) * P + (F * K if stacked else 0)) * itemsize
     step = workspace.chunk_size(N, per_sample)
-    cache_bytes = STACKED_CHUNK_BYTES if stacked else WIDE_CHUNK_BYTES
+    cache_bytes = config.STACKED_CHUNK_BYTES if stacked else config.WIDE_CHUNK_BYTES
     return stacked, min(step, max(1, cache_bytes // per_sample))
 
 
@@ -117,14 +102,14 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
         if stacked or m == 1:
             # per-sample GEMMs write NCHW directly; bias (and ReLU) added while y is in cache
             (cols,) = workspace.take(dt, (m * K, P))
-            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size), True)
+            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size), True)
             np.matmul(w2, cols.reshape(m, K, P), out=ys)
-            _ext.nfp_bias_(ys, b, _threads(ys.size), relu)
+            _ext.nfp_bias_(ys, b, parallel.omp_threads(ys.size), relu)
         else:
             cols, out = workspace.take(dt, (K, m * P), (F, m * P))
-            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, _threads(cols.size))
+            _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size))
             np.matmul(w2, cols, out=out)
-            _ext.fnp_to_nfp_bias(out, b, ys, _threads(out.size), relu)
+            _ext.fnp_to_nfp_bias(out, b, ys, parallel.omp_threads(out.size), relu)
     return y
 
 
@@ -158,12 +143,12 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         if stacked:
             if relu:  # ReLU's input gradient, sample-major like dy
                 cols, dwp, dz = workspace.take(dt, (m * K, P), (m, F, K), (m * F, P))
-                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dz, _threads(dz.size))
+                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dz, parallel.omp_threads(dz.size))
                 dys = dz.reshape(m, F, P)
             else:
                 cols, dwp = workspace.take(dt, (m * K, P), (m, F, K))
             cols3 = cols.reshape(m, K, P)
-            nt = _threads(cols.size)
+            nt = parallel.omp_threads(cols.size)
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt, True)
             np.matmul(dys, cols3.transpose(0, 2, 1), out=dwp)
             dw += dwp.sum(axis=0)
@@ -178,10 +163,10 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         else:
             cols, dyt = workspace.take(dt, (K, m * P), (F, m * P))
             if relu:  # the ReLU mask is applied in the same pass that transposes dy
-                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dyt, _threads(dyt.size))
+                _ext.nfp_to_fnp_relu(dys, y3[n0 : n0 + m], dyt, parallel.omp_threads(dyt.size))
             else:
-                _ext.nfp_to_fnp(dys, dyt, _threads(dyt.size))
-        nt = _threads(cols.size)
+                _ext.nfp_to_fnp(dys, dyt, parallel.omp_threads(dyt.size))
+        nt = parallel.omp_threads(cols.size)
         _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt)
         np.matmul(dyt, cols.T, out=dw_part)
         dw += dw_part

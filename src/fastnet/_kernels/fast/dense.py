@@ -15,18 +15,14 @@ import numba
 import numpy as np
 from numba import prange
 
-from .. import parallel
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
-from .activations import BLOCK, CHUNK, GELU, _bwd_block, _fwd_block, act_code
+from .. import config, parallel
+from .._jit import jit, pjit
+from ..config import BLOCK, CHUNK
+from .activations import GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
 
-# The bias/activation and db passes sit between BLAS calls. At 128x512 (65536 elements) a
-# pass takes ~6 us serially and is no faster on 2 threads, while waking Numba's OpenMP
-# workers leaves them spinning against BLAS's own threads in the next GEMM (measured:
-# dense 128x784->512 fwd+bwd 5% slower). So these passes go parallel only when they are
-# long enough to matter on their own.
-PASS_PARALLEL_MIN = max(PARALLEL_MIN_ELEMENTS, 1 << 21)
+# The bias/activation and db passes go parallel from config.DENSE_PASS_MIN (why: see there).
 
 
 # --- forward: z += b row by row, then y = act(z) on the same row ---
@@ -159,7 +155,7 @@ def _forward(x, w, b, code, alpha, act_on):
     # GELU): same memory traffic as in place, and in-place loops would not vectorise.
     y = np.empty_like(z) if act_on else z
     a = float(alpha)
-    parallel.run(z.size, PASS_PARALLEL_MIN, _bias_act_serial, _bias_act_parallel, (z, y, b, code, a, act_on))
+    parallel.run(z.size, config.DENSE_PASS_MIN, _bias_act_serial, _bias_act_parallel, (z, y, b, code, a, act_on))
     return y, z
 
 
@@ -182,8 +178,9 @@ def _backward(dy, x, w, y, z, code, alpha, act_on, need_dx):
         yy = zz = dy  # unused placeholders with the right type
     a = float(alpha)
     args = (dy, yy, zz, dz, db, code, a, act_on)
-    cols = max(16, -(-o // (4 * numba.get_num_threads())))  # column blocks: no two threads share a db entry
-    parallel.run(dy.size, PASS_PARALLEL_MIN, _dz_db_serial, _dz_db_parallel, args, args + (cols,))
+    # column blocks, about four per thread: no two threads share a db entry
+    cols = max(config.DENSE_MIN_BLOCK_COLS, -(-o // (4 * numba.get_num_threads())))
+    parallel.run(dy.size, config.DENSE_PASS_MIN, _dz_db_serial, _dz_db_parallel, args, args + (cols,))
     dx = None
     if need_dx:  # a model's first layer skips it in training: one GEMM of three
         dx = np.empty((n, w.shape[0]), dtype=dt)

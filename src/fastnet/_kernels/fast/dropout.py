@@ -8,8 +8,9 @@ deterministic and identical on both backends); this kernel only applies
 import numpy as np
 from numba import prange
 
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
-from .activations import BLOCK
+from .. import config, parallel
+from .._jit import jit, pjit
+from ..config import BLOCK
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -45,10 +46,7 @@ def _apply(x, mask, scale, where):
     y = np.empty_like(x)
     xf, mf, yf = x.reshape(-1), mask.reshape(-1), y.reshape(-1)
     s = x.dtype.type(scale)
-    if xf.shape[0] >= PARALLEL_MIN_ELEMENTS:
-        _apply_parallel(xf, mf, s, yf)
-    else:
-        _apply_serial(xf, mf, s, yf)
+    parallel.run(xf.shape[0], config.DROPOUT_MIN, _apply_serial, _apply_parallel, (xf, mf, s, yf))
     return y
 
 

@@ -14,9 +14,10 @@ import math
 import numpy as np
 from numba import prange
 
-from .. import parallel
+from .. import config, parallel
 from .._jit import jit, pjit
-from .activations import BLOCK, CHUNK, _exp_nonpos, _row_max
+from ..config import BLOCK, CHUNK
+from .activations import _exp_nonpos, _row_max
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
 
@@ -125,7 +126,7 @@ def softmax_cross_entropy(logits, target, label_smoothing):
             raise ValueError(f"{where}: class ids must be in [0, {c}), got min {ids.min()} max {ids.max()}")
         parallel.run(
             x.size,
-            parallel.COMPUTE_BOUND_MIN,
+            config.COMPUTE_BOUND_MIN,
             _sce_ids_serial,
             _sce_ids_parallel,
             (x, ids, ls, g, out),
@@ -137,7 +138,7 @@ def softmax_cross_entropy(logits, target, label_smoothing):
         tgt = np.ascontiguousarray(target, dtype=x.dtype)
         parallel.run(
             x.size,
-            parallel.COMPUTE_BOUND_MIN,
+            config.COMPUTE_BOUND_MIN,
             _sce_probs_serial,
             _sce_probs_parallel,
             (x, tgt, ls, g, out),
@@ -353,7 +354,7 @@ def _elementwise(pred, target, eps, code, where):
     xf, tf, gf = x.reshape(-1), tgt.reshape(-1), g.reshape(-1)
     n = xf.shape[0]
     partial = np.empty((n + BLOCK - 1) // BLOCK, dtype=np.float64)
-    kind_min = parallel.MEMORY_BOUND_MIN if code == _MSE else parallel.COMPUTE_BOUND_MIN
+    kind_min = config.MEMORY_BOUND_MIN if code == _MSE else config.COMPUTE_BOUND_MIN
     # Both variants write one sum per block of BLOCK elements (the same partition), added here
     # in the same order: the loss does not depend on the variant or the thread count.
     parallel.run(n, kind_min, _elem_serial, _elem_parallel, (xf, tf, float(eps), gf, code, partial))

@@ -12,7 +12,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._jit import PARALLEL_MIN_ELEMENTS, jit, pjit
+from .. import config, parallel
+from .._jit import jit, pjit
 
 __all__ = ["batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward"]
 
@@ -144,8 +145,13 @@ def _x3(x3, where):
 
 
 def _channel_block(c):
-    # A few blocks per thread so uneven channel counts still balance.
-    return max(1, -(-c // (4 * numba.get_num_threads())))
+    return max(1, -(-c // (config.BATCHNORM_BLOCKS_PER_THREAD * numba.get_num_threads())))
+
+
+def _channel_work(x3):
+    """Elements for the serial/parallel choice: work is split by channel, so one channel is
+    serial work whatever its size."""
+    return x3.size if x3.shape[1] > 1 else 0
 
 
 def batchnorm_forward_train(x3, gamma, beta, eps):
@@ -156,10 +162,10 @@ def batchnorm_forward_train(x3, gamma, beta, eps):
     y3, xhat3 = np.empty_like(x3), np.empty_like(x3)
     mean, var, inv_std = np.empty(c, dt), np.empty(c, dt), np.empty(c, dt)
     e = dt.type(eps)
-    if x3.size >= PARALLEL_MIN_ELEMENTS and c > 1:
-        _train_parallel(x3, gamma, beta, e, y3, mean, var, xhat3, inv_std, _channel_block(c))
-    else:
-        _train_serial(x3, gamma, beta, e, y3, mean, var, xhat3, inv_std)
+    args = (x3, gamma, beta, e, y3, mean, var, xhat3, inv_std)
+    parallel.run(
+        _channel_work(x3), config.BATCHNORM_MIN, _train_serial, _train_parallel, args, args + (_channel_block(c),)
+    )
     return y3, mean, var, xhat3, inv_std
 
 
@@ -174,11 +180,9 @@ def batchnorm_forward_eval(x3, gamma, beta, running_mean, running_var, eps):
     a = (1.0 / np.sqrt(rv + dt.type(eps))) * gamma
     y3 = np.empty_like(x3)
     x2, y2 = x3.reshape(n * c, length), y3.reshape(n * c, length)
-    if x3.size >= PARALLEL_MIN_ELEMENTS:
-        rows = max(1, (1 << 14) // max(1, length))
-        _eval_parallel(x2, a, mu, beta, y2, rows)
-    else:
-        _eval_serial(x2, a, mu, beta, y2)
+    args = (x2, a, mu, beta, y2)
+    rows = max(1, config.BLOCK // max(1, length))  # blocks of whole rows of about BLOCK elements
+    parallel.run(x3.size, config.BATCHNORM_MIN, _eval_serial, _eval_parallel, args, args + (rows,))
     return y3
 
 
@@ -192,8 +196,7 @@ def batchnorm_backward(dy3, xhat3, gamma, inv_std):
     gamma, inv_std = _vec(gamma, dt, c, "gamma", where), _vec(inv_std, dt, c, "inv_std", where)
     dx3 = np.empty_like(dy3)
     dgamma, dbeta = np.empty(c, dt), np.empty(c, dt)
-    if dy3.size >= PARALLEL_MIN_ELEMENTS and c > 1:
-        _backward_parallel(dy3, xhat3, gamma, inv_std, dx3, dgamma, dbeta, _channel_block(c))
-    else:
-        _backward_serial(dy3, xhat3, gamma, inv_std, dx3, dgamma, dbeta)
+    args = (dy3, xhat3, gamma, inv_std, dx3, dgamma, dbeta)
+    pargs = args + (_channel_block(c),)
+    parallel.run(_channel_work(dy3), config.BATCHNORM_MIN, _backward_serial, _backward_parallel, args, pargs)
     return dx3, dgamma, dbeta

@@ -4,8 +4,8 @@ Each update reads p, g and the state once and writes p and the state once (NumPy
 version makes four to eight passes and temporaries). Scalars are cast to the parameter's
 dtype, as NumPy does with Python floats, so float32 parameters are updated in float32;
 bias corrections are folded into two scalars in Python. Arrays of at least
-``parallel.MEMORY_BOUND_MIN`` elements are split into blocks over Numba's threads (see
-``fastnet/_kernels/parallel.py`` for why that is much larger than the generic threshold).
+``config.MEMORY_BOUND_MIN`` elements are split into blocks over Numba's threads (see
+``fastnet/_kernels/config.py`` for why that is much larger than the generic threshold).
 """
 
 import math
@@ -13,9 +13,9 @@ import math
 import numpy as np
 from numba import prange
 
-from .. import parallel
+from .. import config, parallel
 from .._jit import jit, pjit
-from .activations import BLOCK
+from ..config import BLOCK
 
 __all__ = ["sgd_update_", "adagrad_update_", "rmsprop_update_", "adam_update_"]
 
@@ -170,10 +170,6 @@ def _grad(g, p, where):
     return g.reshape(-1)
 
 
-def _run(serial_kernel, parallel_kernel, args):
-    parallel.run(args[0].shape[0], parallel.MEMORY_BOUND_MIN, serial_kernel, parallel_kernel, args)
-
-
 def sgd_update_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
     where = "sgd_update_"
     pf = _flat_inplace(p, "p", where)
@@ -192,7 +188,7 @@ def sgd_update_(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
         bool(weight_decay),
         use_mom,
     )
-    _run(_sgd_serial, _sgd_parallel, args)
+    parallel.run(args[0].shape[0], config.MEMORY_BOUND_MIN, _sgd_serial, _sgd_parallel, args)
 
 
 def _sq_update(p, g, sq, lr, rho, rho1, eps, weight_decay, where, name):
@@ -200,7 +196,7 @@ def _sq_update(p, g, sq, lr, rho, rho1, eps, weight_decay, where, name):
     gf = _grad(g, p, where)
     sf = _flat_inplace(sq, name, where, p)
     args = (pf, gf, sf, float(lr), float(rho), float(rho1), float(eps), float(weight_decay), bool(weight_decay))
-    _run(_sq_serial, _sq_parallel, args)
+    parallel.run(args[0].shape[0], config.MEMORY_BOUND_MIN, _sq_serial, _sq_parallel, args)
 
 
 def adagrad_update_(p, g, acc, lr, eps, weight_decay):
@@ -239,4 +235,4 @@ def adam_update_(p, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
         float(shrink),
         use_wd,
     )
-    _run(_adam_serial, _adam_parallel, args)
+    parallel.run(args[0].shape[0], config.MEMORY_BOUND_MIN, _adam_serial, _adam_parallel, args)

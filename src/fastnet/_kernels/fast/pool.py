@@ -1,8 +1,9 @@
 """Pooling kernels in Cython (``_pool.pyx``): one OpenMP ``prange`` over the N*C planes.
 
 NCHW is already the best layout here: a plane is contiguous, windows stay in cache, and
-backward scatters only inside the plane its thread owns, so no atomics are needed. Planes
-run serially below ``PARALLEL_MIN_ELEMENTS`` input elements (thread wake-up would dominate).
+backward scatters only inside the plane its thread owns, so no atomics are needed. The team
+size comes from ``parallel.omp_threads``: serial below ``config.OMP_MIN_ELEMENTS`` input
+elements (thread wake-up would dominate) and in any thread but the main one.
 Ties in max-pool: the first maximum in row-major window order wins (see the .pyx docstring).
 Max-pool forward is branch-free, with an SSE2 float32 path for 2x2 windows of stride 2 (the
 .pyx docstring says why and what it measured).
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ._extension import load
 from ._window import as_float as _float
-from ._window import omp_threads as _threads
 from ._window import window_geometry
 
 _ext = load("_pool")
@@ -35,7 +36,7 @@ def maxpool2d_forward(x, kernel, stride, padding):
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "pool")
     y = np.empty((N, C, oh, ow), dtype=x.dtype)
     argmax = np.empty((N, C, oh, ow), dtype=np.int64)
-    _ext.maxpool_forward_into(x, y, argmax, kh, kw, sh, sw, ph, pw, _threads(x.size))
+    _ext.maxpool_forward_into(x, y, argmax, kh, kw, sh, sw, ph, pw, parallel.omp_threads(x.size))
     return y, argmax
 
 
@@ -45,7 +46,7 @@ def maxpool2d_backward(dy, argmax, x_shape):
     if argmax.shape != dy.shape:
         raise ValueError(f"maxpool2d_backward: argmax shape {argmax.shape} != dy shape {dy.shape}")
     dx = np.empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)
-    _ext.maxpool_backward_into(dy, argmax, dx, _threads(dx.size))
+    _ext.maxpool_backward_into(dy, argmax, dx, parallel.omp_threads(dx.size))
     return dx
 
 
@@ -54,7 +55,7 @@ def avgpool2d_forward(x, kernel, stride, padding):
     N, C = x.shape[:2]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, kernel, stride, padding, "pool")
     y = np.empty((N, C, oh, ow), dtype=x.dtype)
-    _ext.avgpool_forward_into(x, y, kh, kw, sh, sw, ph, pw, _threads(x.size))
+    _ext.avgpool_forward_into(x, y, kh, kw, sh, sw, ph, pw, parallel.omp_threads(x.size))
     return y
 
 
@@ -65,19 +66,19 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding):
     if dy.shape != (*x_shape[:2], oh, ow):
         raise ValueError(f"avgpool2d_backward: dy must have shape {(*x_shape[:2], oh, ow)}, got {dy.shape}")
     dx = np.empty(x_shape, dtype=dy.dtype)
-    _ext.avgpool_backward_into(dy, dx, kh, kw, sh, sw, ph, pw, _threads(dx.size))
+    _ext.avgpool_backward_into(dy, dx, kh, kw, sh, sw, ph, pw, parallel.omp_threads(dx.size))
     return dx
 
 
 def global_avgpool2d_forward(x):
     x = _float(x)
     y = np.empty(x.shape[:2], dtype=x.dtype)
-    _ext.global_avg_forward_into(x, y, _threads(x.size))
+    _ext.global_avg_forward_into(x, y, parallel.omp_threads(x.size))
     return y
 
 
 def global_avgpool2d_backward(dy, x_shape):
     dy = _float(dy)
     dx = np.empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)
-    _ext.global_avg_backward_into(dy, dx, _threads(dx.size))
+    _ext.global_avg_backward_into(dy, dx, parallel.omp_threads(dx.size))
     return dx

@@ -1,0 +1,76 @@
+"""Every tunable of the fast kernels, in one place, with the measurement behind it.
+
+Modules read these as ``config.NAME`` at call time (so a test can patch one value here) or,
+inside Numba kernels, as compile-time constants (this file is part of the compiled-kernel
+fingerprint of ``_jit.py``: changing a value recompiles the cached kernels). All measurements
+are on the 2-core target (AMD EPYC, 32 MiB L3) unless stated; none is re-measured here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --- the float dtypes the kernels and layers support ---------------------------------------
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# --- serial or parallel (read by ``parallel.py``, the one decision) --------------------------
+# Below this many elements every kernel runs serially: waking the thread team costs a few
+# microseconds, more than a pass this short takes. Also the size fastnet.warmup() calls every
+# kernel at, so from here up the parallel variants get compiled (``parallel.prepare``). The
+# Cython (OpenMP) kernels and BatchNorm/dropout use it as their threshold (not measured per
+# kernel: the value predates the per-kind thresholds below).
+PARALLEL_MIN_ELEMENTS = 1 << 16
+# Memory-bound passes (ReLU and LeakyReLU, every backward product, optimizer updates, MSE), with
+# the other core busy (serial / parallel / NumPy medians): RMSprop 401k elements 115 us / 941 us
+# / 452 us, 4M 1.7 ms / 17 ms / 26 ms. One core streams them at cache speed; threads only pay for
+# arrays far out of cache, on idle cores.
+MEMORY_BOUND_MIN = 1 << 22
+# Passes with exp/tanh/log polynomials (sigmoid, tanh, GELU, softmax, the losses): ~10x more
+# arithmetic per element. tanh 65k 20 / 69 / 25 us, 262k 76 / 102 / 98 us, 1M 295 / 222 / 380 us.
+COMPUTE_BOUND_MIN = 1 << 19
+# Dense's bias/activation and db passes sit between BLAS calls. At 128x512 (65536 elements) a
+# pass takes ~6 us serially and is no faster on 2 threads, while waking Numba's workers leaves
+# them spinning against BLAS's own threads in the next GEMM (measured: dense 128x784->512
+# fwd+bwd 5% slower). So they go parallel only when long enough to matter on their own.
+DENSE_PASS_MIN = max(PARALLEL_MIN_ELEMENTS, 1 << 21)
+# BatchNorm and dropout: not measured separately (see PARALLEL_MIN_ELEMENTS).
+BATCHNORM_MIN = PARALLEL_MIN_ELEMENTS
+DROPOUT_MIN = PARALLEL_MIN_ELEMENTS
+# Cython im2col/col2im, layout copies and pooling (OpenMP team).
+OMP_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS
+
+# --- how parallel work is cut -----------------------------------------------------------------
+# Elements per parallel block (elementwise kernels, optimizer updates, dropout; rows of about
+# this many elements for softmax, dense and batchnorm eval): big enough to amortise scheduling,
+# small enough to balance two threads.
+BLOCK = 1 << 14
+# Elements per pass of the multi-loop activations (sigmoid, tanh) and the losses' exp passes:
+# three temporaries of CHUNK elements stay in L1/L2 between the loops.
+CHUNK = 2048
+# Channel blocks per thread in BatchNorm train/backward (threads never share a channel's
+# statistics): a few per thread so uneven channel counts still balance.
+BATCHNORM_BLOCKS_PER_THREAD = 4
+# Dense backward's db pass is cut into column blocks (no two threads share a db entry) of at
+# least this many columns, about four blocks per thread.
+DENSE_MIN_BLOCK_COLS = 16
+
+# --- convolution (fast/conv.py) -------------------------------------------------------------
+# Fewer filters than this use per-sample ("stacked") GEMMs: a GEMM with only a few output rows
+# over a very wide matrix is memory-bound and was measured ~20x slower in OpenBLAS than the
+# same work split into cache-sized per-sample products.
+STACKED_MAX_FILTERS = 16
+# Stacked path: each chunk pays fixed costs (OpenMP regions, Python, the bias pass), so chunks
+# are not cut to L2 size: on LeNet's conv 1->6 5x5 fwd+bwd took 2.6 ms at batch 64 with 1 MiB
+# chunks (10 samples), 1.8 ms with 2 MiB and ~1.25 ms from 8 MiB up (the whole batch);
+# batch 256: 10.4 / 7.2 / 4.9 ms.
+STACKED_CHUNK_BYTES = 8 << 20
+# Wide path: one GEMM per chunk; a few MiB keep the GEMM efficient and the columns in L3.
+# Conv 32->64 3x3, 128x32x26x26: fwd / bwd 28.5 / 61.8 ms with 64 MiB chunks, 21.2 / 45.1 ms
+# with 8 MiB, flat from 6 to 12 MiB, slower again at 2 MiB.
+WIDE_CHUNK_BYTES = 8 << 20
+
+# --- scratch memory (workspace.py) ----------------------------------------------------------
+# Default byte limit of the per-thread convolution workspace (FASTNET_WORKSPACE_MB overrides):
+# a memory bound, not a speed knob. The chunk sizes above (8 MiB) are what keeps the columns in
+# cache; 64 MiB only caps the peak for layers whose single sample needs more than a chunk.
+DEFAULT_WORKSPACE_BYTES = 64 << 20
