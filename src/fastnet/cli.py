@@ -31,6 +31,7 @@ import numpy as np
 
 from ._cli_data import DATASETS, layout, load_data, load_image, num_classes, training_record, wants_flat  # noqa: F401
 from ._cli_interop import add_export_command, add_tensorboard_option, tensorboard_callbacks
+from ._kernels.geometry import window_out
 from .preprocessing import check_inputs
 
 MODELS = ("mlp", "lenet", "cnn")
@@ -50,8 +51,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---- models ----------------------------------------------------------------------------------------
-def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+_conv_out = window_out  # sizes the built-in CNNs for the data's image size
 
 
 def build_model(spec: str, input_shape: tuple, classes: int):

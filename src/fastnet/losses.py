@@ -24,11 +24,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._kernels import ops
+from ._kernels.dtypes import FLOAT_DTYPES
 
 __all__ = ["Loss", "MSE", "QuadraticLoss", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "get", "from_config"]
 
 REDUCTIONS = ("mean", "sum", "batchmean")
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 LOSS_CLASSES: dict[str, type] = {}
 
@@ -105,7 +105,7 @@ class Loss:
         who = type(self).__name__
         if not isinstance(pred, np.ndarray):
             raise ValueError(f"{who}: expected pred as a numpy array, got {type(pred).__name__}")
-        if pred.dtype not in _FLOATS:
+        if pred.dtype not in FLOAT_DTYPES:
             raise ValueError(f"{who}: expected float32 or float64 pred, got {pred.dtype}")
         if pred.ndim == 0 or pred.shape[0] == 0:
             raise ValueError(f"{who}: expected pred of shape (N, ...) with N >= 1, got {pred.shape}")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels.dtypes import FLOAT_DTYPES
+
 __all__ = ["RULE", "pixel_divisor", "scale_images", "value_range", "make_record", "check_inputs", "image_to_input"]
 
 RULE = "fastnet.inputs/1"
@@ -63,7 +65,7 @@ def pixel_divisor(x: np.ndarray) -> float:
 def scale_images(x: np.ndarray, divisor: float, dtype=np.float32) -> np.ndarray:
     """``x`` as ``dtype`` divided by ``divisor`` (float32 or float64 only)."""
     dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt not in FLOAT_DTYPES:
         raise ValueError(f"dataset dtype must be float32 or float64, got {dt}")
     out = np.asarray(x).astype(dt)
     if divisor != 1.0:

@@ -6,13 +6,6 @@ fingerprint of ``_jit.py``: changing a value recompiles the cached kernels). All
 are on the 2-core target (AMD EPYC, 32 MiB L3) unless stated; none is re-measured here.
 """
 
-from __future__ import annotations
-
-import numpy as np
-
-# --- the float dtypes the kernels and layers support ---------------------------------------
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 # --- serial or parallel (read by ``parallel.py``, the one decision) --------------------------
 # Below this many elements every kernel runs serially: waking the thread team costs a few
 # microseconds, more than a pass this short takes. Also the size fastnet.warmup() calls every

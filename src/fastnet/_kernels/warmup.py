@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from .config import PARALLEL_MIN_ELEMENTS
+from .dtypes import FLOAT_DTYPES
 
 _ACTS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 
@@ -139,7 +140,7 @@ def warmup(dtypes=("float32",)) -> float:
             dt = np.dtype(d)
         except TypeError:
             dt = None
-        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):  # None == float64 in NumPy!
+        if dt is None or dt not in FLOAT_DTYPES:  # None == float64 in NumPy!
             raise ValueError(f"warmup: dtypes must be float32 or float64, got {d!r}")
         checked.append(dt)
     start = time.perf_counter()

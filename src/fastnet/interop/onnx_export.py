@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels.dtypes import FLOAT_DTYPES
 from ..losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from ._files import check_path, write_bytes_atomic
 from ._optional import require
@@ -115,7 +116,7 @@ def _graph_dtype(model, dtype) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt not in FLOAT_DTYPES:
         raise ValueError(f"export_onnx: dtype must be None, float32 or float64, got {dtype!r}")
     return dt
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels.dtypes import FLOAT_DTYPES
 from ..graph import call_symbolic, is_symbolic
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # name -> class, for rebuilding a model from its JSON config (see ``Layer.from_config``).
 LAYER_CLASSES: dict[str, type] = {}

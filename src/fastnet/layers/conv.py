@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import ops
+from .._kernels.geometry import window_out
 from .base import Layer, check_dtype, pair, positive_int
 from .init import check_init, init_weight
 
@@ -25,7 +26,7 @@ def conv_out_shape(
             f"{where}: kernel {kernel} is larger than the padded input {padded} "
             f"(input shape {tuple(input_shape)}, padding {padding})"
         )
-    return ((padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1)
+    return (window_out(hw[0], kernel[0], stride[0], padding[0]), window_out(hw[1], kernel[1], stride[1], padding[1]))
 
 
 def compact(p: tuple[int, int]):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .._kernels.dtypes import FLOAT_DTYPES as _FLOATS
 
 OPTIMIZER_CLASSES: dict[str, type] = {}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import FLOAT_DTYPES
+from ..dtypes import FLOAT_DTYPES
+from ..geometry import window_out
 
 
 def as_float(a, dtype=None):
@@ -27,8 +28,7 @@ def window_geometry(x_shape, kernel, stride, padding, what: str):
     kh, kw = int(kernel[0]), int(kernel[1])
     sh, sw = int(stride[0]), int(stride[1])
     ph, pw = int(padding[0]), int(padding[1])
-    oh = (H + 2 * ph - kh) // sh + 1
-    ow = (W + 2 * pw - kw) // sw + 1
+    oh, ow = window_out(H, kh, sh, ph), window_out(W, kw, sw, pw)
     if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0 or oh < 1 or ow < 1:
         raise ValueError(
             f"{what} geometry: kernel {kernel}, stride {stride}, padding {padding} do not fit input {tuple(x_shape)}"

@@ -9,12 +9,14 @@ ordered (n, oh, ow).
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..geometry import window_out
+
 __all__ = ["conv2d_forward", "conv2d_backward", "im2col", "col2im"]
 
 
 def out_size(size, k, s, p):
     """Output length of a sliding window; ValueError if the window does not fit."""
-    n = (size + 2 * p - k) // s + 1
+    n = window_out(size, k, s, p)
     if size + 2 * p < k:
         raise ValueError(f"kernel {k} larger than padded input {size + 2 * p}")
     return n
