@@ -23,6 +23,9 @@ DTYPES = (np.float32, np.float64)
 TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 ACTS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 SETTINGS = settings(derandomize=True, max_examples=12, deadline=None)
+# tools/coverage_jit.sh runs these tests with NUMBA_DISABLE_JIT=1 (kernels as plain Python):
+# tests of what only compiled code does are skipped there.
+needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="checks compiled-code behaviour (NUMBA_DISABLE_JIT=1)")
 
 dtypes = st.sampled_from(DTYPES)
 seeds = st.integers(0, 2**31 - 1)
@@ -132,7 +135,7 @@ def test_sigmoid_is_stable_for_large_inputs():
 
 
 # The fast kernels compute exp, tanh and log1p with their own vectorised polynomials
-# (see fast/activations.py): check them ELEMENTWISE (no scaling) over wide ranges,
+# (see fast/_vecmath.py and fast/losses.py): check them ELEMENTWISE (no scaling) over wide ranges,
 # including tiny arguments, where a careless formula loses all relative accuracy.
 ELEMENT_RTOL = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-13}
 
@@ -271,6 +274,7 @@ def test_elementwise_losses(shape, dtype, seed):
     close_all(run("mse", x, soft), dtype)
 
 
+@needs_jit  # as Python, NumPy scalar arithmetic warns on the intermediate underflows errstate turns into errors
 def test_losses_are_stable_for_huge_logits():
     x = np.array([[1e4, -1e4, 0.0], [-500.0, 500.0, 1.0]], np.float32)
     with np.errstate(all="raise"):
@@ -444,6 +448,7 @@ def test_thresholds_are_at_least_the_warmup_size():
         assert getattr(kconfig, knob) >= PARALLEL_MIN_ELEMENTS, knob
 
 
+@needs_jit  # reads the dispatcher's compiled signatures
 def test_prepare_compiles_without_running():
     from fastnet._kernels.fast import optim as fast_optim
 

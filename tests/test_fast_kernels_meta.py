@@ -73,7 +73,8 @@ _CACHE_PROBE = textwrap.dedent("""
     hits = misses = 0
     for obj in vars(mod).values():
         stats = getattr(obj, "stats", None)
-        if stats is not None and hasattr(stats, "cache_hits"):
+        own = getattr(getattr(obj, "py_func", None), "__module__", None) == mod.__name__  # not _vecmath's
+        if own and stats is not None and hasattr(stats, "cache_hits"):
             hits += sum(stats.cache_hits.values()); misses += sum(stats.cache_misses.values())
     print(hits, misses)
 """)

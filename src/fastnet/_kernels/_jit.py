@@ -75,7 +75,8 @@ def _drop_if_stale(dispatcher) -> None:
 def _njit(args, kwargs, **policy):
     def build(func, signature=()):
         dispatcher = numba.njit(*signature, **policy, **_COMMON, **kwargs)(func)
-        _drop_if_stale(dispatcher)
+        if not numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 (coverage runs): plain Python, no cache
+            _drop_if_stale(dispatcher)
         return dispatcher
 
     if len(args) == 1 and callable(args[0]):  # @jit

@@ -68,7 +68,7 @@ def prepare(dispatcher, args) -> None:
     """Compile (or load from Numba's cache) ``dispatcher`` for ``args``'s types without running
     it, once per type signature: what a call of the parallel variant would have compiled."""
     key = (dispatcher, tuple(_key(a) for a in args))
-    if key in _prepared:
+    if key in _prepared or numba.config.DISABLE_JIT:  # with NUMBA_DISABLE_JIT=1 there is nothing to compile
         return
     dispatcher.compile(tuple(numba.typeof(a) for a in args))
     _prepared.add(key)

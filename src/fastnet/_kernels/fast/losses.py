@@ -17,7 +17,7 @@ from numba import prange
 from .. import config, parallel
 from .._jit import jit, pjit
 from ..config import BLOCK, CHUNK
-from .activations import _exp_nonpos, _row_max
+from ._vecmath import _LN2_HI32, _LN2_HI64, _LN2_LO32, _LN2_LO64, _exp_nonpos, _row_max
 
 __all__ = ["softmax_cross_entropy", "sigmoid_bce_with_logits", "bce_on_probs", "mse"]
 
@@ -192,8 +192,6 @@ def _bce_logits_chunk(x, tgt, g, ws):
     return acc
 
 
-_LN2_HI32, _LN2_LO32 = 0.693145751953125, 1.42860682030941723212e-6
-_LN2_HI64, _LN2_LO64 = 0.6931471803691238, 1.9082149292705877e-10
 _SQRT2 = 1.4142135623730951
 
 
