@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -47,15 +46,19 @@ def _generator_states(layer) -> dict:
     return out
 
 
-def _restore_generators(layer, states: dict) -> None:
+def _restore_generators(layer, states: dict, field: str = "generators", path: str | None = None) -> None:
+    """Put saved generator states back; only onto attributes that already hold a Generator, and only
+    with bit generators from the schema's allowlist (never a name looked up in numpy.random)."""
+    from ._file_schema import BIT_GENERATORS
+
     for attr, state in states.items():
         gen = getattr(layer, attr, None)
-        if isinstance(gen, np.random.Generator) and gen.bit_generator.state["bit_generator"] == state["bit_generator"]:
-            gen.bit_generator.state = state
-        else:
-            bit_gen = getattr(np.random, state["bit_generator"])()
-            bit_gen.state = state
-            setattr(layer, attr, np.random.Generator(bit_gen))
+        if not isinstance(gen, np.random.Generator):
+            where = f"load: {path!r} {field}" if path is not None else field
+            raise ValueError(f"{where}.{attr}: {type(layer).__name__} has no random generator {attr!r}")
+        bit_gen = BIT_GENERATORS[state["bit_generator"]]()
+        bit_gen.state = state
+        setattr(layer, attr, np.random.Generator(bit_gen))
 
 
 def model_config(model) -> dict:
@@ -141,38 +144,10 @@ def save_model(model, path) -> None:
 
 
 def _read(path):
-    """Open the archive and return (config dict, arrays dict)."""
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files"):  # np.load gives an ndarray for a .npy file
-            raise ValueError("it holds a single array, not an .npz archive")
-        with data:
-            if "config" not in data.files:
-                raise ValueError("it has no 'config' entry")
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file ({e})") from None
-    config_arr = arrays.pop("config")
-    try:
-        config = json.loads(str(config_arr[()]))
-    except (json.JSONDecodeError, TypeError, IndexError) as e:
-        raise ValueError(f"load: {os.fspath(path)!r} is not a fastnet model file (config is not JSON: {e})") from None
-    if not isinstance(config, dict) or config.get("format") not in (FORMAT_NAME, GRAPH_FORMAT_NAME):
-        raise ValueError(
-            f"load: {os.fspath(path)!r} is not a fastnet model file "
-            f"(format {config.get('format') if isinstance(config, dict) else None!r}, "
-            f"expected {FORMAT_NAME!r})"
-        )
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"load: {os.fspath(path)!r} has model format version {version!r} (written by fastnet "
-            f"{config.get('fastnet_version')}); this fastnet {_fastnet_version()} reads version "
-            f"{FORMAT_VERSION}"
-        )
-    return config, arrays
+    """(config dict, arrays dict) after the whole file passed the schema (``fastnet._file_schema``)."""
+    from ._file_schema import read_model_file
+
+    return read_model_file(path)
 
 
 def _build_layers(config: dict, path: str):
@@ -180,15 +155,10 @@ def _build_layers(config: dict, path: str):
 
     layers = []
     for i, spec in enumerate(config["layers"]):
-        cls = LAYER_CLASSES.get(spec.get("class"))
-        if cls is None:
-            raise ValueError(
-                f"load: {path!r} layer {i} has unknown layer class {spec.get('class')!r}; "
-                f"known classes: {sorted(LAYER_CLASSES)}"
-            )
+        cls = LAYER_CLASSES[spec["class"]]  # the schema checked the name against the registry
         try:
             layer = cls.from_config(dict(spec.get("config", {})))
-        except (TypeError, ValueError) as e:
+        except _BUILD_ERRORS as e:
             raise ValueError(
                 f"load: {path!r} layer {i} ({spec['class']}) cannot be rebuilt from its config "
                 f"{spec.get('config')}: {e}"
@@ -197,9 +167,13 @@ def _build_layers(config: dict, path: str):
         layer.lr_mult = float(spec.get("lr_mult", 1.0))
         if "training" in spec:  # absent for a nested model: its layers carry their own mode
             layer.train(bool(spec["training"]))
-        _restore_generators(layer, spec.get("generators", {}))
+        _restore_generators(layer, spec.get("generators", {}), f"layers[{i}].generators", path)
         layers.append(layer)
     return layers
+
+
+# What a constructor may raise on a config the schema let through (types are checked, values are the classes' own).
+_BUILD_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, ZeroDivisionError)
 
 
 def load(path):
@@ -223,7 +197,7 @@ def load(path):
         if config["format"] == GRAPH_FORMAT_NAME:
             try:
                 model = Model.from_config(config.get("graph"))
-            except ValueError as e:
+            except _BUILD_ERRORS as e:
                 raise ValueError(f"load: {path!r} holds a graph that cannot be rebuilt: {e}") from None
         else:
             model = Sequential(_build_layers(config, path), name=config.get("name"))
@@ -247,15 +221,15 @@ def load(path):
         from . import metrics as _metrics
         from . import optim as _optim
 
-        loss = _losses.from_config(compiled["loss"])
         try:
+            loss = _losses.from_config(compiled["loss"])
             metrics = [_metrics.get(name) for name in compiled.get("metrics", [])]
-        except ValueError as e:
-            raise ValueError(f"load: {path!r} uses a metric this fastnet does not know: {e}") from None
-        optimizer = _optim.from_config(compiled["optimizer"]) if compiled.get("optimizer") is not None else None
-        if optimizer is not None:
-            opt_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
-            optimizer.load_state_dict(opt_state)
+            optimizer = _optim.from_config(compiled["optimizer"]) if compiled.get("optimizer") is not None else None
+            if optimizer is not None:
+                opt_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+                optimizer.load_state_dict(opt_state)
+        except _BUILD_ERRORS as e:
+            raise ValueError(f"load: {path!r} compile settings cannot be rebuilt: {e}") from None
         model.loss, model.metrics, model.optimizer = loss, metrics, optimizer
         if compiled.get("fused", False):
             model.fuse()
