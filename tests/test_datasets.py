@@ -166,7 +166,8 @@ def test_mnist_from_npz_file_and_normalize(tmp_path):
 
 def test_search_order_env_then_home(tmp_path, monkeypatch):
     env_data, home_data = tiny(seed=1), tiny(seed=2)
-    write_mnist_dir(tmp_path / "home" / ".fastnet" / "datasets" / "mnist", home_data)
+    # directly in ~/.fastnet/datasets: its mnist/ subdirectory is the download cache, sha256-pinned
+    write_mnist_dir(tmp_path / "home" / ".fastnet" / "datasets", home_data)
     assert_same(D.mnist(), home_data)
     write_mnist_dir(tmp_path / "env" / "mnist", env_data)  # subdirectory layout
     monkeypatch.setenv("FASTNET_DATA", str(tmp_path / "env"))

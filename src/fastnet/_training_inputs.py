@@ -105,6 +105,8 @@ def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str)
     if y is None:
         return y
     n_out = out.shape[-1] if out.ndim == 2 else None
+    if y.ndim == 2 and y.shape[1] == 1 and n_out is not None and n_out > 1 and np.all(y == np.round(y)):
+        y = y[:, 0]  # Keras-style (N, 1) class ids, as the losses accept them
     if y.ndim == 1 and y.dtype.kind == "f" and n_out is not None and n_out > 1 and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # class ids stored as floats
     if y.dtype.kind == "i" and y.ndim == 1 and n_out is not None:

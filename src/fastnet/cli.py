@@ -192,6 +192,11 @@ def cmd_train(args) -> int:
         from .plotting import require_matplotlib
 
         require_matplotlib()
+    from ._atomic_write import check_writable
+
+    for option, target in (("--out", args.out), ("--plot", args.plot)):
+        if target:  # an unwritable path fails now, naming it, not after the whole run
+            check_writable(target, option)
     if args.threads is not None:
         fastnet.set_num_threads(args.threads)
     fastnet.seed(args.seed)

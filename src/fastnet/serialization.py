@@ -12,15 +12,14 @@ Layout of the archive:
 - ``optimizer/<key>``: the optimizer's ``state_dict()``.
 
 The file is written to a temporary file in the same directory and renamed over the target,
-so a crash mid-save leaves any previous file intact.
+so a crash mid-save leaves any previous file intact (``fastnet._atomic_write``: the next save of
+the same target removes a killed writer's temporary file; the mode respects the umask).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -129,18 +128,9 @@ def save_model(model, path) -> None:
         if value.dtype == object:
             raise ValueError(f"save: {key} has dtype object; only numeric arrays can be saved without pickle")
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnet-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    from ._atomic_write import atomic_write
+
+    atomic_write(path, lambda f: _write_npz(f, arrays))
 
 
 def _read(path):

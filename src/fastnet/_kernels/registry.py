@@ -20,7 +20,8 @@ BACKENDS = ("fast", "numpy")
 _lock = threading.Lock()
 _tables: dict[str, dict] = {}
 _fast_names: set[str] = set()
-_state = {"backend": None}
+_state = {"backend": None}  # the process-wide backend (set_backend, FASTNET_BACKEND)
+_local = threading.local()  # a thread's use_backend override: other threads keep their backend
 
 
 def _collect(package_name: str) -> dict:
@@ -65,28 +66,37 @@ def _check_name(name: str) -> str:
 
 
 def get_backend() -> str:
-    """The active backend: ``"fast"`` (compiled kernels) or ``"numpy"`` (reference)."""
+    """The active backend of the calling thread: ``"fast"`` (compiled kernels) or ``"numpy"`` (reference)."""
+    override = getattr(_local, "backend", None)
+    if override is not None:
+        return override
     if _state["backend"] is None:
         _state["backend"] = _check_name(os.environ.get("FASTNET_BACKEND", "fast").strip().lower() or "fast")
     return _state["backend"]
 
 
 def set_backend(name: str) -> None:
-    """Select ``"fast"`` or ``"numpy"`` kernels for every layer, loss and optimizer."""
+    """Select ``"fast"`` or ``"numpy"`` kernels for every layer, loss and optimizer, in every thread
+    (inside a ``use_backend`` block it also replaces that block's choice for the calling thread)."""
     _check_name(name)
     _table(name)  # fail here, not at the first layer call, if the backend cannot load
     _state["backend"] = name
+    if getattr(_local, "backend", None) is not None:
+        _local.backend = name
 
 
 @contextlib.contextmanager
 def use_backend(name: str):
-    """Context manager: run the block with backend ``name``, then restore the previous one."""
-    previous = get_backend()
-    set_backend(name)
+    """Context manager: run the block with backend ``name`` in the calling thread only (thread-local,
+    so a block in one thread never changes the kernels another thread runs), then restore."""
+    _check_name(name)
+    _table(name)
+    previous = getattr(_local, "backend", None)
+    _local.backend = name
     try:
         yield
     finally:
-        _state["backend"] = previous
+        _local.backend = previous
 
 
 def kernel(name: str, backend: str | None = None):

@@ -157,6 +157,23 @@ def _download_all(spec: DatasetSpec, target: Path, opener=None):
     return files
 
 
+def _verify_cached(hit, spec: DatasetSpec) -> None:
+    """Files in the download cache (``~/.fastnet/datasets/<name>/``) must still be the downloaded ones:
+    each ``.gz`` there is checked against its pinned sha256 (a truncated or altered cache file would
+    otherwise be trusted forever). Files the user put elsewhere are not pinned."""
+    kind, where = hit
+    if kind != "idx":
+        return
+    for role, file in where.items():
+        expected = spec.files[role][1]
+        in_cache = file.parent.resolve() == (cache_dir() / spec.subdir).resolve()
+        if in_cache and file.suffix == ".gz" and _download.sha256_file(file) != expected:
+            raise ValueError(
+                f"{spec.name}: cached file {file} has sha256 {_download.sha256_file(file)}, expected {expected} "
+                f"(corrupt or altered); delete it to download it again"
+            )
+
+
 def locate(spec: DatasetSpec, path=None, download=None, opener=None):
     """Find (or download) a complete copy of ``spec``; returns what ``_read`` takes."""
     if path is not None:
@@ -178,6 +195,7 @@ def locate(spec: DatasetSpec, path=None, download=None, opener=None):
     for d in dirs:
         hit = _find_in(d, spec)
         if hit is not None:
+            _verify_cached(hit, spec)
             return hit
         searched += [str(d), str(d / spec.subdir)]
     allowed = (not _download.offline()) if download is None else bool(download)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 
 
 def check_path(path, where: str) -> str:
@@ -14,16 +12,8 @@ def check_path(path, where: str) -> str:
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnet-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    """Write ``data`` atomically (``fastnet._atomic_write``: temp file, fsync, rename, directory fsync,
+    umask-respecting mode, a killed writer's leftover removed by the next write)."""
+    from .._atomic_write import atomic_write
+
+    atomic_write(path, lambda f: f.write(data))
