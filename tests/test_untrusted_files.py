@@ -183,7 +183,7 @@ def test_huge_declared_dense_allocates_nothing(good, tmp_path):
     p = _with_config(
         good, tmp_path / "t.npz", lambda c: c["layers"][5]["config"].update(in_features=10**7, out_features=10**7)
     )
-    with pytest.raises(ValueError, match="declared parameter count"):
+    with pytest.raises(ValueError, match="parameter elements, more than the limit"):
         fn.load(p)
 
 
@@ -252,3 +252,53 @@ def test_cli_prints_one_line_for_any_malformed_file(good, tmp_path, capsys, comm
         err = capsys.readouterr().err
         assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (p, err)
         assert "pickle" not in err
+
+
+def _graph_file(path):
+    fn.seed(0)
+    bx = fn.Input((6,))
+    block = fn.Model(bx, L.Dense(6, 6)(bx), name="block")
+    x = fn.Input((6,))
+    m = fn.Model(x, L.Dense(6, 3)(L.Dropout(0.2)(block(x))), name="graph")
+    m.compile(optimizer="adam", loss="softmax_cross_entropy")
+    m.save(path)
+    return path
+
+
+def test_graph_and_nested_model_files_are_checked_too(tmp_path):
+    good = _graph_file(tmp_path / "g.npz")
+    assert _outcome(good) == "ok"
+    cfg = json.loads(str(_arrays(good)["config"][()]))
+    nested = next(e for e in cfg["graph"]["layers"] if e["class"] == "Model")
+
+    def huge(c):
+        inner = next(e for e in c["graph"]["layers"] if e["class"] == "Model")
+        inner["config"]["layers"][0]["config"].update(in_features=20_000, out_features=20_000)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"declares \d+ parameter elements but the file stores only"):
+            fn.load(_with_config(good, tmp_path / "h.npz", huge))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+    assert nested["config"]["layers"][0]["class"] == "Dense"  # what huge() edits
+
+    def unknown(c):
+        next(e for e in c["graph"]["layers"] if e["class"] == "Model")["config"]["layers"][0]["class"] = "Nope"
+
+    with pytest.raises(ValueError, match=r"graph\.layers\[\d\]\.config\.layers\[0\]\.class: unknown layer class"):
+        fn.load(_with_config(good, tmp_path / "u.npz", unknown))
+    paths = [p for p in _paths(cfg) if p]
+    rng = random.Random(3)
+    for path in rng.sample(paths, min(150, len(paths))):
+        for wrong in (None, "x", -1, [], {}):
+
+            def edit(c, path=path, wrong=wrong):
+                node = c
+                for k in path[:-1]:
+                    node = node[k]
+                node[path[-1]] = copy.deepcopy(wrong)
+
+            _outcome(_with_config(good, tmp_path / "w.npz", edit))

@@ -269,11 +269,6 @@ def _check_arrays(archive, config, specs, declared: int, err) -> list[str]:
             idx, _, key = name[len("model/") :].partition(".")
             if idx.isdigit():
                 model_shapes[(int(idx), key)] = name
-    if declared > stored_total:  # checked before building, so a lying config allocates nothing
-        raise err(
-            f"config declares {declared} parameter elements but the file stores only {stored_total}: "
-            "its layers do not match its arrays"
-        )
     for i, (cls_name, _, shapes, _) in enumerate(specs):
         if shapes is None:
             continue
@@ -289,6 +284,11 @@ def _check_arrays(archive, config, specs, declared: int, err) -> list[str]:
                     f"layers[{i}] ({cls_name}) config declares {key} of shape {tuple(shape)}, "
                     f"the stored array {model_shapes[(i, key)]!r} has shape {tuple(hdr.shape)}"
                 )
+    if declared > stored_total:  # checked before building, so a lying config allocates nothing
+        raise err(
+            f"config declares {declared} parameter elements but the file stores only {stored_total}: "
+            "its layers do not match its arrays"
+        )
     wanted = []
     for name in archive.members:
         if name == "config":
