@@ -7,8 +7,9 @@ slice of a global batch, which is the step ``fit`` takes: forward, loss, the los
 the gradient Allreduce, the update. A barrier before each step lines the ranks up, so a step's time
 is that of the slowest rank. Rank 0 writes: median and 10th/90th percentile step time, samples/s
 of the global batch, the time per step inside the gradient Allreduce and in packing/unpacking the
-flat buffers, the bytes reduced per step, and the latency of the one-integer stop agreement
-``fit`` adds per batch.
+flat buffers, the bytes reduced per step, the latency of the one-integer stop agreement ``fit``
+adds per batch, and the gradient Allreduce alone after a barrier (the transport's own cost; the
+in-step figure also holds the wait for the slower rank).
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ import numpy as np
 from common import dataset_for, fastnet_model
 
 import fastnet as fn
+
+
+def _isolated_allreduce_seconds(net, repeats: int = 50) -> float:
+    """Median time of the gradient Allreduce alone, the ranks lined up by a barrier first: the
+    transport's cost, without the wait for a slower rank that the in-step figure includes."""
+    from mpi4py import MPI
+
+    buf = np.zeros(sum(p.size for p in net.parameters()), dtype=np.float32)
+    comm, times = MPI.COMM_WORLD, []
+    for _ in range(repeats):
+        comm.Barrier()
+        t0 = time.perf_counter()
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def main():
@@ -57,6 +73,7 @@ def main():
     for _ in range(200):
         d.agree_stop(net)
     stop_latency = (time.perf_counter() - t_stop) / 200
+    isolated = _isolated_allreduce_seconds(net) if size > 1 else 0.0
     if rank == 0:
         t = np.asarray(times)
         result = {
@@ -73,6 +90,7 @@ def main():
             "pack_ms_per_step": 1e3 * (stats["copy_seconds"] - start_stats["copy_seconds"]) / steps,
             "bytes_per_step": (stats["bytes"] - start_stats["bytes"]) // steps,
             "stop_agreement_us": 1e6 * stop_latency if size > 1 else 0.0,
+            "allreduce_isolated_ms": 1e3 * isolated,
         }
         text = json.dumps(result, indent=1)
         if args.json:
