@@ -209,7 +209,7 @@ def test_a_rank_raising_mid_epoch_ends_the_job_nonzero_within_60s():
 
 
 @needs_mpi
-def test_cli_train_under_mpirun_prints_and_saves_once_and_the_model_continues_in_one_process(tmp_path):
+def test_cli_train_under_mpirun_prints_and_saves_once_and_checkpoints_move_between_1_and_2_ranks(tmp_path):
     out = tmp_path / "m.npz"
     r = mpirun(
         [
@@ -233,4 +233,16 @@ def test_cli_train_under_mpirun_prints_and_saves_once_and_the_model_continues_in
     assert model.epochs_trained == 1
     from fastnet.cli import main
 
-    assert main(["train", "--resume", str(out), "--epochs", "1", "--limit", "600", "--verbose", "0"]) == 0
+    one = tmp_path / "one.npz"  # the 2-rank checkpoint continues in one process...
+    assert (
+        main(["train", "--resume", str(out), "--epochs", "1", "--limit", "600", "--verbose", "0", "--out", str(one)])
+        == 0
+    )
+    assert fn.load(one).epochs_trained == 2
+    two = tmp_path / "two.npz"  # ...and that one-process checkpoint continues on 2 ranks
+    r = mpirun(
+        [sys.executable, "-m", "fastnet", "train", "--resume", str(one), "--epochs", "1", "--limit", "600"]
+        + ["--verbose", "0", "--out", str(two)]
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert fn.load(two).epochs_trained == 3
