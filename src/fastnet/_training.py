@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import distributed
+from . import _resume, distributed
 from . import preprocessing as _preprocessing
 from . import random as _random
 from ._training_inputs import (
@@ -229,6 +229,7 @@ def fit(
     if model.shuffle_seed is None:
         model.shuffle_seed = int(_random.generator().integers(0, 2**63 - 1))
     distributed.start_fit(model, where)  # same weights and shuffle seed as rank 0 on every rank
+    _resume.follow_model_seed(model, loader, validation_data)
     callbacks = distributed.rank_callbacks(callbacks)  # file writers on rank 0 only
     verbose = verbose if distributed.is_main() else 0
     with distributed.quiet():  # only rank 0 prints
@@ -251,7 +252,9 @@ def _fit_epochs(model, x, y, loader, n_train, epochs, batch_size, shuffle, verbo
     model.history = history
     model.stop_training = False
 
+    saved_states = _resume.begin(model, callbacks, initial_epoch)  # before on_train_begin resets them
     cbs.on_train_begin()
+    _resume.restore(saved_states, callbacks)
     for epoch in range(initial_epoch, epochs):
         cbs.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
@@ -325,6 +328,8 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
         distributed.end_epoch(model)  # BatchNorm running statistics: averaged over ranks
         logs = meter.global_means()
         if val is not None:
+            if hasattr(val, "set_epoch"):  # a shuffled validation loader: the same order when resumed
+                val.set_epoch(epoch)
             vlogs = _evaluate_prepared(model, val, 256)
             logs.update({f"val_{k}": v for k, v in vlogs.items()})
         if bar is not None:

@@ -9,12 +9,15 @@ setting ``self.model.stop_training = True``.
 from __future__ import annotations
 
 import csv
-import inspect
 import math
 import os
 import warnings
 
 import numpy as np
+
+from ._callback_base import Callback, CallbackList, History, _Monitor
+from ._callback_state import MonitorState
+from ._lr_callbacks import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = [
     "Callback",
@@ -29,149 +32,16 @@ __all__ = [
 ]
 
 
-class Callback:
-    """Base class: override any hook. ``self.model`` is set by ``fit`` before training starts."""
-
-    def __init__(self):
-        self.model = None
-        self.params: dict = {}
-
-    def set_model(self, model):
-        self.model = model
-
-    def set_params(self, params: dict):
-        self.params = dict(params)
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_batch_end(self, batch, logs=None):
-        pass
-
-
-class CallbackList:
-    """Calls every callback in order; used by ``fit``."""
-
-    def __init__(self, callbacks, model, params: dict):
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise ValueError(
-                    f"fit: callbacks must be fastnet.callbacks.Callback instances, got {type(cb).__name__}"
-                )
-            cb.set_model(model)
-            cb.set_params(params)
-
-    def _call(self, hook, *args):
-        for cb in self.callbacks:
-            getattr(cb, hook)(*args)
-
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
-
-    def on_batch_begin(self, batch, logs=None):
-        self._call("on_batch_begin", batch, logs)
-
-    def on_batch_end(self, batch, logs=None):
-        self._call("on_batch_end", batch, logs)
-
-
-class History(Callback):
-    """Records every epoch's logs: ``history.history["loss"]`` is a list with one value per epoch,
-    ``history.epoch`` the (0-based) epoch numbers. ``fit`` returns it."""
-
-    def __init__(self):
-        super().__init__()
-        self.history: dict[str, list] = {}
-        self.epoch: list[int] = []
-
-    def on_train_begin(self, logs=None):
-        self.history = {}
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(int(epoch))
-        for k, v in (logs or {}).items():
-            self.history.setdefault(k, []).append(v)
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
-
-
-def _monitor_mode(mode: str, monitor: str, where: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"{where}: mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":
-        # Keras's rule: accuracy-like quantities improve upwards, everything else downwards.
-        return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
-    return mode
-
-
-class _Monitor:
-    """Tracks the best value of one logged quantity (shared by EarlyStopping, ModelCheckpoint,
-    ReduceLROnPlateau)."""
-
-    def __init__(self, monitor: str, mode: str, min_delta: float, where: str):
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"{where}: monitor must be a non-empty string, got {monitor!r}")
-        min_delta = float(min_delta)
-        if not math.isfinite(min_delta) or min_delta < 0:
-            raise ValueError(f"{where}: min_delta must be a finite number >= 0, got {min_delta!r}")
-        self.monitor, self.where = monitor, where
-        self.mode = _monitor_mode(mode, monitor, where)
-        self.min_delta = min_delta
-        self.reset()
-
-    def reset(self):
-        self.best = math.inf if self.mode == "min" else -math.inf
-
-    def value(self, logs):
-        logs = logs or {}
-        if self.monitor not in logs:
-            warnings.warn(
-                f"{self.where}: monitored quantity {self.monitor!r} is not in the logs "
-                f"(available: {sorted(logs)}); skipping",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
-        return float(logs[self.monitor])
-
-    def improved(self, value: float) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-
-class EarlyStopping(Callback):
+class EarlyStopping(MonitorState, Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights=True`` the weights of the best epoch are put back at the end of
-    training, whether training stopped early or ran all its epochs.
+    training, whether training stopped early or ran all its epochs. Its progress (best, wait) is saved
+    with the model; the best weights are not, so after a resume only epochs since then can be restored.
     """
+
+    state_counters = ("wait", "best_epoch")
+    state_optional = ("best_epoch",)
 
     def __init__(
         self,
@@ -228,19 +98,27 @@ class EarlyStopping(Callback):
                 )
 
     def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is None and self.best_epoch is not None:
+            warnings.warn(
+                f"EarlyStopping: the best weights (epoch {self.best_epoch + 1}) are from before this resumed "
+                "fit and are not saved in the model file; the last weights are kept",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self.restore_best_weights and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
             if self.verbose:
                 print(f"EarlyStopping: restored weights from epoch {self.best_epoch + 1}")
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(MonitorState, Callback):
     """Save the model (``model.save``, atomic) at the end of each epoch.
 
     ``path`` may contain ``{epoch}`` (1-based, as Keras) and any log key, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. With ``save_best_only`` a file is written only
     when ``monitor`` improved. The file holds weights, optimizer state and the shuffling seed, so
-    ``fastnet.load(path).fit(..., initial_epoch=epoch)`` resumes exactly.
+    ``fastnet.load(path).fit(..., initial_epoch=epoch)`` resumes exactly. The file is written after
+    every callback's ``on_epoch_end`` (in ``after_epoch``), so it holds their state of this epoch too.
     """
 
     def __init__(
@@ -255,11 +133,13 @@ class ModelCheckpoint(Callback):
         self.save_best_only = bool(save_best_only)
         self.verbose = verbose
         self.last_saved: str | None = None
+        self._pending: str | None = None
 
     def on_train_begin(self, logs=None):
         self._mon.reset()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._pending = None
         logs = dict(logs or {})
         if self.save_best_only:
             value = self._mon.value(logs)
@@ -272,142 +152,16 @@ class ModelCheckpoint(Callback):
             raise ValueError(
                 f"ModelCheckpoint: cannot format path {self.path!r} with epoch and logs {sorted(logs)}: {e}"
             ) from None
+        self._pending = path
+
+    def after_epoch(self, epoch, logs=None):
+        path, self._pending = self._pending, None
+        if path is None:
+            return
         self.model.save(path)
         self.last_saved = path
         if self.verbose:
             print(f"ModelCheckpoint: saved {path}")
-
-
-class LearningRateScheduler(Callback):
-    """Set the optimizer's learning rate every epoch.
-
-    ``schedule`` is either a function ``f(epoch) -> lr`` or ``f(epoch, lr) -> lr`` (Keras; called
-    at the start of each epoch, 0-based), or a schedule object from ``fastnet.optim`` (StepLR,
-    ExponentialLR, CosineAnnealingLR, ...) whose ``step()`` is called at the end of each epoch
-    (PyTorch's convention); a ReduceLROnPlateau object gets ``step(logs[monitor])``.
-    """
-
-    def __init__(self, schedule, monitor: str = "val_loss", verbose: int = 0):
-        super().__init__()
-        self.is_object = hasattr(schedule, "step") and callable(schedule.step)
-        if not self.is_object and not callable(schedule):
-            raise ValueError(
-                "LearningRateScheduler: schedule must be a function f(epoch[, lr]) -> lr or a "
-                f"schedule object with .step(), got {type(schedule).__name__}"
-            )
-        self.schedule = schedule
-        self.monitor = monitor
-        self.verbose = verbose
-        self._n_args = None
-        if not self.is_object:
-            try:
-                params = [
-                    p
-                    for p in inspect.signature(schedule).parameters.values()
-                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                ]
-                self._n_args = 2 if len(params) >= 2 else 1
-            except (TypeError, ValueError):
-                self._n_args = 2
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.is_object:
-            return
-        opt = self.model.optimizer
-        lr = self.schedule(epoch, float(opt.lr)) if self._n_args == 2 else self.schedule(epoch)
-        try:
-            lr = float(lr)
-        except (TypeError, ValueError):
-            raise ValueError(f"LearningRateScheduler: schedule returned {lr!r}, expected a number") from None
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(
-                f"LearningRateScheduler: schedule returned lr={lr!r} at epoch {epoch}, expected a finite number >= 0"
-            )
-        opt.lr = lr
-        if self.verbose:
-            print(f"LearningRateScheduler: epoch {epoch + 1}: lr={lr:.6g}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.is_object:
-            return
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.lr)  # the rate this epoch used (Keras logs it too)
-        if "Plateau" in type(self.schedule).__name__:
-            value = (logs or {}).get(self.monitor)
-            if value is None:
-                warnings.warn(
-                    f"LearningRateScheduler: {self.monitor!r} not in logs; plateau schedule not stepped",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return
-            self.schedule.step(float(value))
-        else:
-            self.schedule.step()
-
-
-class ReduceLROnPlateau(Callback):
-    """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs
-    (Keras semantics: ``min_delta``, ``cooldown`` epochs after a reduction, never below ``min_lr``)."""
-
-    def __init__(
-        self,
-        monitor: str = "val_loss",
-        factor: float = 0.1,
-        patience: int = 10,
-        min_lr: float = 0.0,
-        min_delta: float = 1e-4,
-        cooldown: int = 0,
-        mode: str = "auto",
-        verbose: int = 0,
-    ):
-        super().__init__()
-        factor = float(factor)
-        if not (0.0 < factor < 1.0):
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
-        for name, v in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"ReduceLROnPlateau: {name} must be an int >= 0, got {v!r}")
-        min_lr = float(min_lr)
-        if not math.isfinite(min_lr) or min_lr < 0:
-            raise ValueError(f"ReduceLROnPlateau: min_lr must be a finite number >= 0, got {min_lr!r}")
-        self._mon = _Monitor(monitor, mode, min_delta, "ReduceLROnPlateau")
-        self.monitor, self.factor, self.patience = monitor, factor, int(patience)
-        self.min_lr, self.cooldown, self.verbose = min_lr, int(cooldown), verbose
-        self.wait = 0
-        self.cooldown_counter = 0
-
-    def on_train_begin(self, logs=None):
-        self._mon.reset()
-        self.wait = 0
-        self.cooldown_counter = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        opt = self.model.optimizer
-        if logs is not None:
-            logs["lr"] = float(opt.lr)
-        value = self._mon.value(logs)
-        if value is None:
-            return
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.wait = 0
-        if self._mon.improved(value):
-            self._mon.best = value
-            self.wait = 0
-            return
-        if self.cooldown_counter > 0:
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            old = float(opt.lr)
-            new = max(old * self.factor, self.min_lr)
-            if new < old:
-                opt.lr = new
-                if self.verbose:
-                    print(f"ReduceLROnPlateau: epoch {epoch + 1}: lr {old:.6g} -> {new:.6g}")
-            self.cooldown_counter = self.cooldown
-            self.wait = 0
 
 
 class CSVLogger(Callback):

@@ -103,7 +103,9 @@ class DataLoader:
         only slices, copies and runs the transform with NumPy; an exception in it is
         re-raised in the loop with its original traceback. Stopping early (``break``)
         or ``close()`` ends the thread.
-    seed : the shuffling seed; None draws one from ``fastnet.random`` (so ``fastnet.seed``
+    seed : the shuffling seed. None: while ``fit`` trains on the loader it shuffles with the
+        model's ``shuffle_seed`` (saved with the model, so a resumed ``fit`` repeats the batches);
+        used on its own, it draws a seed from ``fastnet.random`` at first use (so ``fastnet.seed``
         makes it reproducible).
     num_classes : if given, labels are checked to lie in ``[0, num_classes)``.
     check : run :func:`check_arrays` now (length mismatch, rank, NaN/inf, label range).
@@ -148,11 +150,24 @@ class DataLoader:
         self.transform = transform
         self.prefetch = int(prefetch)
         self.dtype = None if dtype is None else np.dtype(dtype)
-        self.seed = int(_random.generator().integers(0, 2**63 - 1)) if seed is None else int(seed)
+        self._seed = None if seed is None else int(seed)
+        self.seed_given = seed is not None
         self.epoch = 0
         self._active: list = []  # (stop event, thread) of running prefetchers
 
     # ---- the interface fit uses -------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        """The shuffling seed (see the class docstring for ``seed=None``)."""
+        if self._seed is None:
+            self._seed = int(_random.generator().integers(0, 2**63 - 1))
+        return self._seed
+
+    def follow_seed(self, seed: int) -> None:
+        """``fit`` passes the model's shuffle seed; only a loader created with ``seed=None`` takes it."""
+        if not self.seed_given:
+            self._seed = int(seed)
+
     @property
     def num_samples(self) -> int:
         return len(self.x)
@@ -255,5 +270,5 @@ class DataLoader:
     def __repr__(self):
         return (
             f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"drop_last={self.drop_last}, prefetch={self.prefetch}, seed={self.seed})"
+            f"drop_last={self.drop_last}, prefetch={self.prefetch}, seed={self._seed})"
         )

@@ -5,8 +5,8 @@ Layout of the archive:
 - ``config``: a 0-d unicode array holding JSON: format name and version, fastnet version, the
   architecture, the compile settings (loss config, metric names, optimizer config) the model's
   shuffle seed and ``epochs_trained`` (so ``fit(..., initial_epoch=model.epochs_trained)``
-  resumes exactly). A ``Sequential`` (format ``fastnet.Sequential``) stores its ``layers`` (class
-  name, ``get_config()``, name, ``lr_mult``, the state of any random generator the layer owns, e.g.
+  resumes exactly), ``fit_state`` (the states of stateful callbacks, ``fastnet._resume``). A
+  ``Sequential`` (format ``fastnet.Sequential``) stores its ``layers`` (class name, ``get_config()``, name, ``lr_mult``, the state of any random generator the layer owns, e.g.
   Dropout's); a graph (format ``fastnet.Model``) stores its ``graph`` (fastnet._graph_config).
 - ``model/<dotted name>``: every parameter and buffer (``0.weight``, ``block.conv2d.weight``).
 - ``optimizer/<key>``: the optimizer's ``state_dict()``.
@@ -22,6 +22,8 @@ import json
 import os
 
 import numpy as np
+
+from . import _resume
 
 __all__ = ["save_model", "load", "FORMAT_NAME", "GRAPH_FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -95,6 +97,7 @@ def model_config(model) -> dict:
         "layers": layers,
         "compile": compiled,
         "preprocessing": getattr(model, "preprocessing", None),  # fastnet.preprocessing record
+        _resume.CONFIG_KEY: _resume.for_save(model),
     }
     if not isinstance(model, Sequential):
         doc["graph"] = model.get_config()
@@ -196,6 +199,7 @@ def load(path):
 
     model.shuffle_seed = config.get("shuffle_seed")
     model.epochs_trained = int(config.get("epochs_trained") or 0)
+    model._loaded_fit_state = _resume.check(config.get(_resume.CONFIG_KEY), path)
     if config.get("input_shape") is not None:
         model._input_shape = tuple(config["input_shape"])
     model.preprocessing = config.get("preprocessing")

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .._callback_state import count, decode_best, encode_best, number, require
 from .base import Optimizer, check_hyper
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
@@ -45,15 +46,16 @@ class LRScheduler:
         """The learning rate the optimizer has now (one parameter group, so a float)."""
         return self.optimizer.lr
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {
-            "last_epoch": np.array(self.last_epoch, dtype=np.int64),
-            "base_lr": np.array(self.base_lr, dtype=np.float64),
-        }
+    def state_dict(self) -> dict:
+        """The epoch count and base rate as JSON scalars (``LearningRateScheduler`` saves them with the
+        model, so a schedule rebuilt on a loaded model's optimizer continues where it was)."""
+        return {"last_epoch": int(self.last_epoch), "base_lr": float(self.base_lr)}
 
     def load_state_dict(self, state: dict):
-        self.last_epoch = int(np.asarray(state["last_epoch"]))
-        self.base_lr = float(np.asarray(state["base_lr"]))
+        who = type(self).__name__
+        require(state, ("last_epoch", "base_lr"), who)
+        self.last_epoch = count(state["last_epoch"], "last_epoch", who)
+        self.base_lr = number(state["base_lr"], "base_lr", who)
         return self
 
 
@@ -166,17 +168,17 @@ class ReduceLROnPlateau:
     def get_last_lr(self) -> float:
         return self.optimizer.lr
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {
-            "best": np.array(self.best, dtype=np.float64),
-            "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
-            "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64),
-            "last_epoch": np.array(self.last_epoch, dtype=np.int64),
-        }
+    _counters = ("num_bad_epochs", "cooldown_counter", "last_epoch")
+
+    def state_dict(self) -> dict:
+        """JSON scalars; ``best`` is None until a finite metric was seen."""
+        return {"best": encode_best(self.best), **{k: int(getattr(self, k)) for k in self._counters}}
 
     def load_state_dict(self, state: dict):
-        self.best = float(np.asarray(state["best"]))
-        self.num_bad_epochs = int(np.asarray(state["num_bad_epochs"]))
-        self.cooldown_counter = int(np.asarray(state["cooldown_counter"]))
-        self.last_epoch = int(np.asarray(state["last_epoch"]))
+        who = "ReduceLROnPlateau"
+        require(state, ("best", *self._counters), who)
+        counters = {k: count(state[k], k, who) for k in self._counters}
+        self.best = decode_best(state["best"], self.mode, who)
+        for k, v in counters.items():
+            setattr(self, k, v)
         return self
