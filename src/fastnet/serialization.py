@@ -6,8 +6,9 @@ Layout of the archive:
   architecture, the compile settings (loss config, metric names, optimizer config) the model's
   shuffle seed and ``epochs_trained`` (so ``fit(..., initial_epoch=model.epochs_trained)``
   resumes exactly), ``fit_state`` (the states of stateful callbacks, ``fastnet._resume``). A
-  ``Sequential`` (format ``fastnet.Sequential``) stores its ``layers`` (class name, ``get_config()``, name, ``lr_mult``, the state of any random generator the layer owns, e.g.
-  Dropout's); a graph (format ``fastnet.Model``) stores its ``graph`` (fastnet._graph_config).
+  ``Sequential`` (format ``fastnet.Sequential``) stores its ``layers`` (class name, ``get_config()``,
+  name, ``lr_mult``, the state of any random generator the layer owns, e.g. Dropout's); a graph
+  (format ``fastnet.Model``) stores its ``graph`` (fastnet._graph_config).
 - ``model/<dotted name>``: every parameter and buffer (``0.weight``, ``block.conv2d.weight``).
 - ``optimizer/<key>``: the optimizer's ``state_dict()``.
 
