@@ -15,6 +15,7 @@ import numpy as np
 from . import _resume, distributed
 from . import preprocessing as _preprocessing
 from . import random as _random
+from . import threads as _threads
 from ._training_inputs import (
     _check_against_model,
     _check_finite,
@@ -76,6 +77,7 @@ def train_on_batch(model, x, y) -> float:
             f"train_on_batch: x and y must have the same number of samples, got shapes {first.shape} and {y.shape}"
         )
     _find_non_finite(x if isinstance(x, list) else [x], y)
+    _threads.tick()  # the automatic thread count follows the machine's load (about once a second)
     loss = model.train_step(x, y)["loss"]
     if not math.isfinite(loss):
         raise NonFiniteLossError(_nan_message(loss, model, "train_on_batch"))
@@ -307,6 +309,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
                 yb = yb.astype(np.int64, copy=False) if yb.dtype.kind in "biu" else yb.astype(model.dtype, copy=False)
             size = len(yb)
             cbs.on_batch_begin(i, {"batch": i, "size": size})
+            _threads.tick()
             step_logs = model.train_step(xb, yb)
             loss = float(step_logs["loss"])
             if not math.isfinite(loss):

@@ -28,7 +28,8 @@ Memory: the scratch comes from ``workspace`` and takes (K + F) * P * itemsize by
 under the workspace limit (64 MiB by default; ``fastnet._kernels.workspace``), or one sample if
 a single sample needs more. Threads: im2col/col2im and the layout copies run on
 ``parallel.omp_threads`` OpenMP threads (``fastnet.get_num_threads()`` on the main thread from
-``config.OMP_MIN_ELEMENTS`` up, else one); the GEMMs use BLAS's own threads (same switch).
+``config.OMP_MIN_ELEMENTS`` up, else one); the 2-D GEMMs run in fixed
+``gemm.py`` column blocks on the same count (BLAS itself is single-threaded).
 The tunables (``STACKED_MAX_FILTERS``, the chunk sizes) and their measurements are in ``config.py``.
 """
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config, parallel, workspace
+from . import gemm
 from ._extension import load
 from ._window import as_float as _float
 from ._window import window_geometry
@@ -108,7 +110,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
         else:
             cols, out = workspace.take(dt, (K, m * P), (F, m * P))
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size))
-            np.matmul(w2, cols, out=out)
+            gemm.matmul(w2, cols, out)
             _ext.fnp_to_nfp_bias(out, b, ys, parallel.omp_threads(out.size), relu)
     return y
 
@@ -168,10 +170,10 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
                 _ext.nfp_to_fnp(dys, dyt, parallel.omp_threads(dyt.size))
         nt = parallel.omp_threads(cols.size)
         _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt)
-        np.matmul(dyt, cols.T, out=dw_part)
+        gemm.matmul(dyt, cols.T, dw_part)
         dw += dw_part
         db += dyt.sum(axis=1)
         if need_dx:
-            np.matmul(w2.T, dyt, out=cols)  # dcols overwrites cols: forward's memory bound holds
+            gemm.matmul(w2.T, dyt, cols)  # dcols overwrites cols: forward's memory bound holds
             _ext.col2im_into(cols, dx[n0 : n0 + m], kh, kw, sh, sw, ph, pw, nt)
     return dx, dw.reshape(w.shape), db

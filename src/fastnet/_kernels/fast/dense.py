@@ -1,8 +1,8 @@
 """Fully connected layer, compiled (twin of ``reference/dense.py``).
 
-Forward: ONE BLAS GEMM written straight into a preallocated array (``np.matmul(...,
-out=)``, called from Python, never from inside a ``prange``), then one Numba pass that
-adds the bias in place and, when fused, writes the activation of each row (while it
+Forward: ONE GEMM written straight into a preallocated array (``gemm.matmul``: BLAS with
+``out=`` in fixed column blocks, called from Python, never from inside a ``prange``), then one
+Numba pass that adds the bias in place and, when fused, writes the activation of each row (while it
 is in cache) to the output. NumPy's ``x @ w + b`` allocates and makes a separate pass
 for the add, and another for the activation.
 
@@ -18,6 +18,7 @@ from numba import prange
 from .. import config, parallel
 from .._jit import jit, pjit
 from ..config import BLOCK, CHUNK
+from . import gemm
 from .activations import GELU, _bwd_block, _fwd_block, act_code
 
 __all__ = ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"]
@@ -150,7 +151,7 @@ def _prepare(x, w, b=None):
 def _forward(x, w, b, code, alpha, act_on):
     x, w, b = _prepare(x, w, b)
     z = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
-    np.matmul(x, w, out=z)
+    gemm.matmul(x, w, z)
     # The activation writes a second array even when z is not needed afterwards (all but
     # GELU): same memory traffic as in place, and in-place loops would not vectorise.
     y = np.empty_like(z) if act_on else z
@@ -184,9 +185,9 @@ def _backward(dy, x, w, y, z, code, alpha, act_on, need_dx):
     dx = None
     if need_dx:  # a model's first layer skips it in training: one GEMM of three
         dx = np.empty((n, w.shape[0]), dtype=dt)
-        np.matmul(dz, w.T, out=dx)
+        gemm.matmul(dz, w.T, dx)
     dw = np.empty(w.shape, dtype=dt)
-    np.matmul(x.T, dz, out=dw)
+    gemm.matmul(x.T, dz, dw)
     return dx, dw, db
 
 
