@@ -116,10 +116,10 @@ def _apply(n: int) -> None:
     import numba
 
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    if _state["blas"] is None:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        _state["blas"] = threadpool_limits(limits=1, user_api="blas")  # see the module docstring
+    # every time: a BLAS library loaded since the last call (e.g. a second OpenBLAS) gets the limit too
+    _state["blas"] = threadpool_limits(limits=1, user_api="blas")  # see the module docstring
     _state["n"] = n
 
 
