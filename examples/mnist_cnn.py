@@ -20,46 +20,7 @@ import time
 from _common import load
 
 import fastnet as fn
-from fastnet import layers as L
 from fastnet.transforms import RandomShift
-
-
-def lenet5(classes=10):
-    return fn.Sequential(
-        [
-            L.Conv2D(1, 6, 5, padding=2),
-            L.ReLU(),
-            L.MaxPool2D(2),  # 28x28 -> 28x28 -> 14x14
-            L.Conv2D(6, 16, 5),
-            L.ReLU(),
-            L.MaxPool2D(2),
-            L.Flatten(),  # -> 10x10 -> 5x5
-            L.Dense(16 * 5 * 5, 120),
-            L.ReLU(),
-            L.Dense(120, 84),
-            L.ReLU(),
-            L.Dense(84, classes),
-        ],
-        name="lenet5",
-    )
-
-
-def small_cnn(classes=10):
-    return fn.Sequential(
-        [
-            L.Conv2D(1, 16, 3, padding=1),
-            L.ReLU(),
-            L.MaxPool2D(2),  # 28 -> 14
-            L.Conv2D(16, 32, 3, padding=1),
-            L.ReLU(),
-            L.MaxPool2D(2),  # 14 -> 7
-            L.Flatten(),
-            L.Dense(32 * 7 * 7, 64),
-            L.ReLU(),
-            L.Dense(64, classes),
-        ],
-        name="small_cnn",
-    )
 
 
 def main():
@@ -86,7 +47,7 @@ def main():
 def run(args):
 
     names = ("mnist", "fashion-mnist") if args.dataset == "both" else (args.dataset,)
-    builders = {"lenet": lenet5, "cnn": small_cnn}
+    builders = {"lenet": fn.models.lenet5, "cnn": fn.models.small_cnn}  # the CLI's models too
     models = list(builders) if args.model == "both" else [args.model]
     rows = []
     for name in names:

@@ -263,3 +263,23 @@ def test_plot_without_matplotlib_fails_before_training(capsys, monkeypatch, tmp_
     assert code == 1
     assert "plot_history needs matplotlib" in err and len(err.strip().splitlines()) == 1
     assert "Epoch" not in out and not (tmp_path / "m.npz").exists()
+
+
+def test_augment_trains_reproducibly(capsys, tmp_path):
+    """--augment shifts the training images (MLP inputs are shifted as the images they were); the
+    shifts are seeded, so the same command gives the same weights."""
+    saved = []
+    for i in range(2):
+        out_path = tmp_path / f"a{i}.npz"
+        code, out, err = run(
+            capsys,
+            ["train", "--augment", "--epochs", "1", "--limit", "600", "--verbose", "0", "--out", str(out_path)],
+        )
+        assert code == 0, err
+        assert "test accuracy" in out
+        saved.append(fastnet.load(out_path).state_dict())
+    plain = tmp_path / "plain.npz"
+    assert run(capsys, ["train", "--epochs", "1", "--limit", "600", "--verbose", "0", "--out", str(plain)])[0] == 0
+    for k, v in saved[0].items():
+        np.testing.assert_array_equal(saved[1][k], v)
+    assert any(not np.array_equal(v, fastnet.load(plain).state_dict()[k]) for k, v in saved[0].items())

@@ -8,11 +8,13 @@ from . import (  # noqa: F401
     callbacks,
     data,
     datasets,
+    diagnostics,
     distributed,
     gradcheck,
     layers,
     losses,
     metrics,
+    models,
     optim,
     transforms,
     utils,
@@ -25,7 +27,7 @@ from .data import DataLoader  # noqa: F401
 from .graph import Input  # noqa: F401
 from .interop import export_onnx, load_weights, save_weights  # noqa: F401  (their libraries load lazily)
 from .model import Model, Sequential  # noqa: F401
-from .plotting import plot_history  # noqa: F401
+from .plotting import plot_gradient_norms, plot_history  # noqa: F401
 from .random import seed  # noqa: F401
 from .serialization import load  # noqa: F401
 from .threads import get_num_threads, set_num_threads  # noqa: F401

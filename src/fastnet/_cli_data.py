@@ -80,7 +80,8 @@ def num_classes(data: dict) -> int:
 
 def wants_flat(model) -> bool:
     """Models whose first layer is Dense take (N, features); everything else takes NCHW."""
-    first = model.layers[0] if len(model.layers) else None
+    layers = getattr(model, "layers", None) or []  # a graph Model without a layer list takes images
+    first = layers[0] if len(layers) else None
     return type(first).__name__ == "Dense"
 
 

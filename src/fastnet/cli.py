@@ -1,7 +1,7 @@
 """The ``fastnet`` command line (also ``python -m fastnet``).
 
     fastnet train [--dataset letters|mnist|fashion-mnist|PATH.npz] [--model mlp|lenet|cnn|JSON]
-                  [--epochs N] [--batch-size N] [--optimizer NAME] [--lr X] [--seed N] [--threads N]
+                  [--augment] [--epochs N] [--batch-size N] [--optimizer NAME] [--lr X] [--seed N] [--threads N]
                   [--out model.npz] [--plot curves.png] [--resume model.npz [--initial-epoch K]]
     fastnet evaluate model.npz [--dataset ...] [--split test|val|train]
     fastnet predict model.npz image.png [image.png ...] [--invert] [--classes NAME]
@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +32,6 @@ import numpy as np
 
 from ._cli_data import DATASETS, layout, load_data, load_image, num_classes, training_record, wants_flat  # noqa: F401
 from ._cli_interop import add_export_command, add_tensorboard_option, tensorboard_callbacks
-from ._kernels.geometry import window_out
 from .preprocessing import check_inputs
 
 MODELS = ("mlp", "lenet", "cnn")
@@ -51,59 +51,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---- models ----------------------------------------------------------------------------------------
-_conv_out = window_out  # sizes the built-in CNNs for the data's image size
-
-
 def build_model(spec: str, input_shape: tuple, classes: int):
-    """``mlp``, ``lenet``, ``cnn`` (sized for ``input_shape`` = (C, H, W)) or a JSON layer list."""
-    from . import Sequential
-    from . import layers as L
+    """A ``fastnet.models`` name (``mlp``, ``lenet``, ``cnn``; sized for
+    ``input_shape`` = (C, H, W)) or a JSON layer list."""
+    from . import models
 
-    c, h, w = input_shape
-    if spec == "mlp":
-        return Sequential([L.Dense(c * h * w, 128), L.ReLU(), L.Dense(128, classes)], name="mlp")
-    if spec == "lenet":
-        # LeNet-5 with ReLU and max pooling; padding 2 keeps a 28x28 input at 28x28 like the original 32x32.
-        h2, w2 = _conv_out(h, 5, padding=2) // 2, _conv_out(w, 5, padding=2) // 2
-        h4, w4 = _conv_out(h2, 5) // 2, _conv_out(w2, 5) // 2
-        if min(h4, w4) < 1:
-            raise CLIError(f"--model lenet needs images of at least 12x12, got {h}x{w}")
-        return Sequential(
-            [
-                L.Conv2D(c, 6, 5, padding=2),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Conv2D(6, 16, 5),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Flatten(),
-                L.Dense(16 * h4 * w4, 120),
-                L.ReLU(),
-                L.Dense(120, 84),
-                L.ReLU(),
-                L.Dense(84, classes),
-            ],
-            name="lenet",
-        )
-    if spec == "cnn":
-        h4, w4 = h // 2 // 2, w // 2 // 2
-        if min(h4, w4) < 1:
-            raise CLIError(f"--model cnn needs images of at least 4x4, got {h}x{w}")
-        return Sequential(
-            [
-                L.Conv2D(c, 16, 3, padding=1),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Conv2D(16, 32, 3, padding=1),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Flatten(),
-                L.Dense(32 * h4 * w4, 64),
-                L.ReLU(),
-                L.Dense(64, classes),
-            ],
-            name="cnn",
-        )
+    name = spec.strip()
+    if re.fullmatch(r"mlp|lenet5?|cnn|small_cnn", name):
+        try:
+            return models.build(name, input_shape, classes)
+        except ValueError as e:
+            raise CLIError(f"--model {name}: {e}") from None
     return model_from_json(spec)
 
 
@@ -231,15 +189,18 @@ def cmd_train(args) -> int:
     # A resumed run continues where the checkpoint stopped (the epoch count is saved in it);
     # --epochs is always the number of epochs to run now.
     start = args.initial_epoch if args.initial_epoch is not None else (model.epochs_trained if args.resume else 0)
-    history = model.fit(
-        *splits["train"],
+    fit_args = dict(
         epochs=start + args.epochs,
-        batch_size=args.batch_size,
         validation_data=splits["val"],
         verbose=verbose,
         initial_epoch=start,
         callbacks=callbacks,
     )
+    if args.augment:
+        with augmented_loader(splits["train"], x_train.shape[1:], args.batch_size, args.seed, classes) as loader:
+            history = model.fit(loader, **fit_args)
+    else:
+        history = model.fit(*splits["train"], batch_size=args.batch_size, **fit_args)
     _, val_acc = _accuracy(model.evaluate(*splits["val"], return_dict=True))
     test_loss, test_acc = _accuracy(model.evaluate(*splits["test"], return_dict=True))
     print(f"validation accuracy: {val_acc:.4f}")
@@ -251,6 +212,17 @@ def cmd_train(args) -> int:
         fastnet.plot_history(history, args.plot, title=f"{model.name} on {args.dataset}")
         print(f"wrote training curves to {args.plot}")
     return 0
+
+
+def augmented_loader(train, image_shape, batch_size, seed, classes):
+    """A DataLoader that shifts each training image by up to 2 pixels (``--augment``); seeded, so a
+    run is reproducible. Flat batches (MLP) are shifted as the images they were."""
+    from .data import DataLoader
+    from .transforms import RandomShift
+
+    x, y = train
+    shift = RandomShift(2, image_shape=None if x.ndim == 4 else tuple(image_shape))
+    return DataLoader(x, y, batch_size=batch_size, shuffle=True, seed=seed, transform=shift, num_classes=classes)
 
 
 def _load_model(path):
@@ -387,7 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default="mlp",
         metavar="SPEC",
-        help="mlp, lenet, cnn, a JSON layer list or a .json file (default: mlp)",
+        help="mlp, lenet, cnn (see fastnet.models), a JSON layer list or a .json file (default: mlp)",
+    )
+    t.add_argument(
+        "--augment", action="store_true", help="shift each training image by up to 2 pixels (seeded by --seed)"
     )
     t.add_argument("--epochs", type=_positive(int), default=5, help="epochs to train (default: 5)")
     t.add_argument("--batch-size", type=_positive(int), default=64, help="default: 64")

@@ -76,3 +76,85 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
     fig.savefig(tmp, format="png", dpi=dpi)
     os.replace(tmp, path)  # a reader never sees half a PNG
     return path
+
+
+def _layer_record(run) -> dict:
+    rec = getattr(run, "layer_stats", None) or getattr(run, "record", None) or run
+    if not isinstance(rec, dict) or "grad_norm" not in rec or not rec.get("steps"):
+        raise ValueError(
+            "plot_gradient_norms: expected a LayerStats callback, a History it recorded into, or its record dict "
+            f"with recorded steps, got {type(run).__name__}"
+        )
+    return rec
+
+
+def _weighted(rec, layers):
+    """The layers to draw: those named, else the ones whose record has a matrix/filter weight."""
+    names = list(layers) if layers is not None else list(rec.get("weighted") or rec["layers"])
+    unknown = [n for n in names if n not in rec["grad_norm"]]
+    if unknown:
+        raise ValueError(f"plot_gradient_norms: no gradient record for layers {unknown}; recorded: {rec['layers']}")
+    return names
+
+
+def plot_gradient_norms(runs, path, title: str | None = None, layers=None, dpi: int = 100) -> Path:
+    """Write a PNG of per-layer gradient norms recorded by :class:`fastnet.diagnostics.LayerStats`.
+
+    ``runs`` is one record (the callback, the History or the dict) or a ``{label: record}`` dict to
+    compare runs (one row each, shared y axis). Left: each layer's gradient norm over training (log
+    scale, colour from the first layer, dark, to the last, light). Right: gradient norm against
+    layer depth at the first, middle and last recorded steps; a curve rising to the right means the
+    early layers get the smallest updates. ``layers`` picks the layers to draw (default: those
+    with a weight matrix or filter bank). Needs matplotlib. Returns the path written.
+    """
+    if isinstance(runs, dict) and "grad_norm" not in runs:
+        items = [(str(k), _layer_record(v)) for k, v in runs.items()]
+    else:
+        items = [(None, _layer_record(runs))]
+    if not items:
+        raise ValueError("plot_gradient_norms: no runs given")
+    try:
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise ImportError(_NO_MATPLOTLIB.replace("plot_history", "plot_gradient_norms")) from None
+    fig = Figure(figsize=(11, 3.6 * len(items)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(items), 2, squeeze=False, sharey=True)
+    cmap = colormaps["viridis"]
+    for (label, rec), (ax_t, ax_d) in zip(items, axes, strict=True):
+        names = _weighted(rec, layers)
+        steps = rec["steps"]
+        for i, n in enumerate(names):
+            colour = cmap(0.9 * i / max(1, len(names) - 1))
+            ax_t.plot(steps, rec["grad_norm"][n], color=colour, lw=1.2, label=n if len(names) <= 12 else None)
+        ax_t.set_yscale("log")
+        ax_t.set_xlabel("batch")
+        ax_t.set_ylabel("gradient L2 norm")
+        ax_t.set_title(f"{label}: per-layer gradient norm" if label else "per-layer gradient norm")
+        ax_t.grid(alpha=0.3)
+        if len(names) <= 12:
+            ax_t.legend(fontsize=7)
+        for k, style in ((0, "-o"), (len(steps) // 2, "-s"), (len(steps) - 1, "-^")):
+            ax_d.plot(
+                range(1, len(names) + 1),
+                [rec["grad_norm"][n][k] for n in names],
+                style,
+                ms=3,
+                label=f"batch {steps[k]}",
+            )
+        ax_d.set_xlabel("weighted layer (input to output)")
+        ax_d.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_d.set_title(f"{label}: gradient norm by depth" if label else "gradient norm by depth")
+        ax_d.grid(alpha=0.3)
+        ax_d.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    fig.savefig(tmp, format="png", dpi=dpi)
+    os.replace(tmp, path)
+    return path
