@@ -22,6 +22,8 @@ from _common import load
 import fastnet as fn
 from fastnet.transforms import RandomShift
 
+lenet5, small_cnn = fn.models.lenet5, fn.models.small_cnn  # the models, importable from here as before
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,7 +49,7 @@ def main():
 def run(args):
 
     names = ("mnist", "fashion-mnist") if args.dataset == "both" else (args.dataset,)
-    builders = {"lenet": fn.models.lenet5, "cnn": fn.models.small_cnn}  # the CLI's models too
+    builders = {"lenet": lenet5, "cnn": small_cnn}  # the CLI's models too (fastnet.models)
     models = list(builders) if args.model == "both" else [args.model]
     rows = []
     for name in names:
