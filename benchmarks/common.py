@@ -7,6 +7,8 @@ The models are the ones issue 3 names:
 - M3 LeNet-5, softmax cross-entropy, SGD momentum 0.9, batch 64 and 256
 - M4 ``conv 32@3x3-relu-conv 64@3x3-relu-maxpool 2-dropout 0.25-flatten-dense 128-relu-dropout 0.5-dense 10``,
   Adam, batch 128 (the Keras ``mnist_cnn`` example)
+- R20 ResNet-20 (``fastnet.models.resnet(20)``: He et al. 2016 section 4.2, width 16, BatchNorm, projection
+  shortcuts), softmax cross-entropy, SGD momentum 0.9 with weight decay 5e-4, batch 128, 28x28 inputs (issue 7)
 
 Real data (MNIST for M1/M3/M4, the letters data for M2) is read from ``$FASTNET_BENCH_DATA`` or the repository's
 ``../shared/data``; when it is absent, random data of the same shape is used and ``source`` says so.
@@ -99,7 +101,7 @@ class Spec:
 
     @property
     def images(self) -> bool:
-        return self.model in ("M3", "M4")
+        return self.model in ("M3", "M4", "R20")
 
 
 SPECS = [
@@ -108,15 +110,16 @@ SPECS = [
     Spec("M3", 64, "lenet5 sgd-momentum"),
     Spec("M3", 256, "lenet5 sgd-momentum"),
     Spec("M4", 128, "cnn 32-64 dropout adam"),
+    Spec("R20", 128, "resnet20 sgd-momentum"),
 ]
 
 _DATA_CACHE: dict = {}
 
 
 def dataset_for(model: str) -> Dataset:
-    key = "letters" if model == "M2" else ("mnist-img" if model in ("M3", "M4") else "mnist-flat")
+    key = "letters" if model == "M2" else ("mnist-img" if model in ("M3", "M4", "R20") else "mnist-flat")
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = letters() if model == "M2" else mnist(images=model in ("M3", "M4"))
+        _DATA_CACHE[key] = letters() if model == "M2" else mnist(images=key == "mnist-img")
     return _DATA_CACHE[key]
 
 
@@ -216,7 +219,11 @@ def fastnet_model(model: str):
         )
         net.compile(optimizer=fn.optim.Adam(lr=1e-3), loss="softmax_cross_entropy")
         return net, False
-    raise ValueError(f"unknown model {model!r}, expected M1..M4")
+    if model == "R20":
+        net = fn.models.resnet(20, input_shape=(1, 28, 28), num_classes=10)
+        net.compile(optimizer=fn.optim.SGD(lr=0.1, momentum=0.9, weight_decay=5e-4), loss="softmax_cross_entropy")
+        return net, False
+    raise ValueError(f"unknown model {model!r}, expected M1..M4 or R20")
 
 
 # ---- the same models in PyTorch ------------------------------------------------------------
@@ -266,11 +273,47 @@ def torch_model(model: str, channels_last: bool = False):
             nn.Linear(128, 10),
         )
         opt_factory = lambda p: torch.optim.Adam(p, lr=1e-3)  # noqa: E731
+    elif model == "R20":
+        net = torch_resnet(20)
+        opt_factory = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=5e-4)  # noqa: E731
     else:
-        raise ValueError(f"unknown model {model!r}, expected M1..M4")
+        raise ValueError(f"unknown model {model!r}, expected M1..M4 or R20")
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net, nn.CrossEntropyLoss(), opt_factory(net.parameters()), False
+
+
+def torch_resnet(depth: int, width: int = 16, in_channels: int = 1, classes: int = 10):
+    """The graph of ``fastnet.models.resnet``: 3x3 conv-BN-ReLU stem, three stages of basic blocks
+    (stride 2 at the start of stages 2 and 3), 1x1 conv-BN projections where the shape changes,
+    global average pooling, a linear classifier; convolutions without bias."""
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.shortcut = nn.Identity()
+            if stride != 1 or c_in != c_out:
+                self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            h = self.bn1(self.conv1(x)).relu()
+            return (self.bn2(self.conv2(h)) + self.shortcut(x)).relu()
+
+    n = (depth - 2) // 6
+    layers = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    c_in = width
+    for stage in range(3):
+        c_out = width * 2**stage
+        for b in range(n):
+            layers.append(Block(c_in, c_out, 2 if stage > 0 and b == 0 else 1))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes)]
+    return nn.Sequential(*layers)
 
 
 def torch_step(net, loss_fn, opt):

@@ -1,6 +1,6 @@
 """The ``fastnet`` command line (also ``python -m fastnet``).
 
-    fastnet train [--dataset letters|mnist|fashion-mnist|PATH.npz] [--model mlp|lenet|cnn|JSON]
+    fastnet train [--dataset letters|mnist|fashion-mnist|PATH.npz] [--model mlp|lenet|cnn|resnet20|plain20|JSON]
                   [--augment] [--epochs N] [--batch-size N] [--optimizer NAME] [--lr X] [--seed N] [--threads N]
                   [--out model.npz] [--plot curves.png] [--resume model.npz [--initial-epoch K]]
     fastnet evaluate model.npz [--dataset ...] [--split test|val|train]
@@ -34,7 +34,7 @@ from ._cli_data import DATASETS, layout, load_data, load_image, num_classes, tra
 from ._cli_interop import add_export_command, add_tensorboard_option, tensorboard_callbacks
 from .preprocessing import check_inputs
 
-MODELS = ("mlp", "lenet", "cnn")
+MODELS = ("mlp", "lenet", "cnn", "resnet<depth>", "plain<depth>")  # depth 6n + 2: resnet20, plain20, resnet32, ...
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 
@@ -52,12 +52,12 @@ class _Parser(argparse.ArgumentParser):
 
 # ---- models ----------------------------------------------------------------------------------------
 def build_model(spec: str, input_shape: tuple, classes: int):
-    """A ``fastnet.models`` name (``mlp``, ``lenet``, ``cnn``; sized for
+    """A ``fastnet.models`` name (``mlp``, ``lenet``, ``cnn``, ``resnet20``, ``plain20``, ...; sized for
     ``input_shape`` = (C, H, W)) or a JSON layer list."""
     from . import models
 
     name = spec.strip()
-    if re.fullmatch(r"mlp|lenet5?|cnn|small_cnn", name):
+    if re.fullmatch(r"mlp|lenet5?|cnn|small_cnn|(resnet|plain)\d+", name):
         try:
             return models.build(name, input_shape, classes)
         except ValueError as e:
@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default="mlp",
         metavar="SPEC",
-        help="mlp, lenet, cnn (see fastnet.models), a JSON layer list or a .json file (default: mlp)",
+        help="mlp, lenet, cnn, resnet<depth> or plain<depth> (depth 6n + 2: resnet20, plain20, resnet32, ...; "
+        "see fastnet.models), a JSON layer list or a .json file (default: mlp)",
     )
     t.add_argument(
         "--augment", action="store_true", help="shift each training image by up to 2 pixels (seeded by --seed)"
