@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers as L
+from .._kernels.geometry import window_out
 from ._checks import check_classes, check_image_shape
 
 SHORTCUTS = ("projection",)
@@ -69,7 +70,7 @@ def _build(depth, width, input_shape, num_classes, residual: bool, where: str, n
             stride = 2 if stage > 0 and b == 0 else 1
             block = basic_block(c_in, c_out, stride, residual, f"stage{stage + 1}_block{b + 1}", hw, dtype)
             t = block(t)
-            c_in, hw = c_out, tuple((s - 1) // stride + 1 for s in hw)
+            c_in, hw = c_out, tuple(window_out(s, 3, stride, 1) for s in hw)
     t = L.GlobalAvgPool2D(name="pool")(t)
     out = L.Dense(c_in, classes, init="glorot", dtype=dtype, name="fc")(t)
     return fn.Model(x, out, name=name)
