@@ -76,7 +76,7 @@ def resnet(args):
         model.compile(optimizer=fn.optim.SGD(lr=0.05, momentum=0.9), loss="softmax_cross_entropy", metrics=["accuracy"])
         stats = LayerStats(every=args.every, probe=x_train[:128])
         history = model.fit(
-            x_train, y_train, epochs=args.epochs, batch_size=128, validation_data=(x_test[:2000], y_test[:2000]),
+            x_train, y_train, epochs=args.epochs, batch_size=128, validation_data=(x_test[:1000], y_test[:1000]),
             verbose=0, callbacks=[stats],
         )  # fmt: skip
         summarize(name, stats, history)
