@@ -183,22 +183,7 @@ def fastnet_model(model: str):
         net.compile(optimizer=fn.optim.SGD(lr=1.0), loss="binary_cross_entropy")
         return net, True
     if model == "M3":
-        net = fn.Sequential(
-            [
-                L.Conv2D(1, 6, 5, padding=2),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Conv2D(6, 16, 5),
-                L.ReLU(),
-                L.MaxPool2D(2),
-                L.Flatten(),
-                L.Dense(400, 120),
-                L.ReLU(),
-                L.Dense(120, 84),
-                L.ReLU(),
-                L.Dense(84, 10),
-            ]
-        )
+        net = fn.models.lenet5()  # the one LeNet-5 definition (ReLU, max-pool)
         net.compile(optimizer=fn.optim.SGD(lr=0.01, momentum=0.9), loss="softmax_cross_entropy")
         return net, False
     if model == "M4":
