@@ -62,6 +62,12 @@ STACKED_CHUNK_BYTES = 8 << 20
 # with 8 MiB, flat from 6 to 12 MiB, slower again at 2 MiB.
 WIDE_CHUNK_BYTES = 8 << 20
 
+# Conv batches are cut into at least this many sample chunks (when the batch has that many samples):
+# the chunks are the tasks the thread team shares (``_kernels/tasks.py``), end to end (im2col,
+# GEMM, layout pass), so a fixed count that balances over 1, 2 or 4 threads with dynamic
+# scheduling. Not a function of the thread count, so results are not either.
+CONV_MIN_CHUNKS = 8
+
 # --- scratch memory (workspace.py) ----------------------------------------------------------
 # Default byte limit of the per-thread convolution workspace (FASTNET_WORKSPACE_MB overrides):
 # a memory bound, not a speed knob. The chunk sizes above (8 MiB) are what keeps the columns in

@@ -11,8 +11,8 @@ already beats NumPy. So a kernel runs its parallel variant only when
   per-element work: cheap memory-bound passes need far more elements than transcendental
   ones to pay for the wake-up),
 - more than one thread is configured (``fastnet.set_num_threads(1)``), and
-- the caller is the main thread (the policy of ``_jit.pjit``: never a parallel kernel in a
-  background thread, e.g. a data-loading or a user's inference thread). Two threads in
+- the caller is the main thread, outside a task of ``tasks.py`` (the policy of ``_jit.pjit``:
+  never a parallel kernel in a background thread, e.g. a data-loading or a user's inference thread). Two threads in
   parallel Numba kernels at once abort the process under Numba's "workqueue" threading layer.
 
 Numba kernels go through :func:`run`; Cython (OpenMP) kernels take their team size from
@@ -23,6 +23,7 @@ source that no parallel variant and no OpenMP thread count is reached any other 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -31,10 +32,24 @@ from . import config
 from .threads import get_num_threads
 
 _main = threading.main_thread()
+_task = threading.local()
 
 
 def _on_main_thread() -> bool:
-    return threading.current_thread() is _main
+    """True where a kernel may start a thread team: the main thread, outside a task of ``tasks.run``
+    (a task already runs on one thread of fastnet's team; a team inside it would oversubscribe)."""
+    return threading.current_thread() is _main and not getattr(_task, "active", False)
+
+
+@contextmanager
+def task_scope():
+    """Mark the calling thread as running tasks of ``tasks.run``: its kernels run serially meanwhile."""
+    before = getattr(_task, "active", False)
+    _task.active = True
+    try:
+        yield
+    finally:
+        _task.active = before
 
 
 def use_parallel(n: int, min_elements: int) -> bool:

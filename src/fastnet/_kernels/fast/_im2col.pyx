@@ -124,10 +124,11 @@ def im2col_into(const real[:, :, :, ::1] x, real[:, ::1] cols,
     cdef const real* xp = &x[0, 0, 0, 0]
     cdef real* cp = &cols[0, 0]
     if nthreads <= 1:
-        for i in range(N * C):
-            n = i // C
-            c = i - n * C
-            _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * soff, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+        with nogil:  # serial, but other threads run meanwhile (fastnet's task team)
+            for i in range(N * C):
+                n = i // C
+                c = i - n * C
+                _im2col_plane(xp + i * H * W, cp + c * KH * KW * ld + n * soff, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
     else:
         for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // C
@@ -153,10 +154,11 @@ def col2im_into(const real[:, ::1] cols, real[:, :, :, ::1] dx,
         return
     cdef const real* cp = &cols[0, 0]
     if nthreads <= 1:
-        for i in range(N * C):
-            n = i // C
-            c = i - n * C
-            _col2im_plane(cp + c * KH * KW * ld + n * soff, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
+        with nogil:  # serial, but other threads run meanwhile (fastnet's task team)
+            for i in range(N * C):
+                n = i // C
+                c = i - n * C
+                _col2im_plane(cp + c * KH * KW * ld + n * soff, xp + i * H * W, ld, H, W, OH, OW, KH, KW, sh, sw, ph, pw)
     else:
         for i in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // C
@@ -186,10 +188,11 @@ def fnp_to_nfp_bias(const real[:, ::1] src, const real[::1] b, real[:, :, ::1] d
     if N * F * P == 0:
         return
     if nthreads <= 1:
-        for i in range(N * F):
-            n = i // F
-            f = i - n * F
-            _add_bias_row(&src[f, n * P], &dst[n, f, 0], b[f], P, relu)
+        with nogil:  # serial, but other threads run meanwhile (fastnet's task team)
+            for i in range(N * F):
+                n = i // F
+                f = i - n * F
+                _add_bias_row(&src[f, n * P], &dst[n, f, 0], b[f], P, relu)
     else:
         for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // F
@@ -205,10 +208,11 @@ def nfp_bias_(real[:, :, ::1] y, const real[::1] b, int nthreads, bint relu=Fals
     if N * F * P == 0:
         return
     if nthreads <= 1:
-        for i in range(N * F):
-            n = i // F
-            f = i - n * F
-            _add_bias_row(&y[n, f, 0], &y[n, f, 0], b[f], P, relu)
+        with nogil:  # serial, but other threads run meanwhile (fastnet's task team)
+            for i in range(N * F):
+                n = i // F
+                f = i - n * F
+                _add_bias_row(&y[n, f, 0], &y[n, f, 0], b[f], P, relu)
     else:
         for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // F
@@ -220,25 +224,6 @@ cdef inline void _relu_mask_row(const real* g, const real* y, real* d, Py_ssize_
     cdef Py_ssize_t p
     for p in range(P):
         d[p] = g[p] if y[p] > 0 else 0  # ReLU's gradient: 0 at y <= 0 (and at a NaN y)
-
-
-def nfp_to_fnp(const real[:, :, ::1] src, real[:, ::1] dst, int nthreads):
-    """dst[f, n*P:(n+1)*P] = src[n, f, :]: NCHW upstream gradient -> (F, N*P) GEMM operand."""
-    cdef Py_ssize_t N = src.shape[0], F = src.shape[1], P = src.shape[2], i, n, f
-    if dst.shape[0] != F or dst.shape[1] != N * P:
-        raise ValueError("nfp_to_fnp: shape mismatch")
-    if N * F * P == 0:
-        return
-    if nthreads <= 1:
-        for i in range(N * F):
-            n = i // F
-            f = i - n * F
-            memcpy(&dst[f, n * P], &src[n, f, 0], P * sizeof(real))
-    else:
-        for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
-            n = i // F
-            f = i - n * F
-            memcpy(&dst[f, n * P], &src[n, f, 0], P * sizeof(real))
 
 
 def nfp_to_fnp_relu(const real[:, :, ::1] src, const real[:, :, ::1] y, real[:, ::1] dst, int nthreads):
@@ -253,12 +238,54 @@ def nfp_to_fnp_relu(const real[:, :, ::1] src, const real[:, :, ::1] y, real[:, 
         return
     cdef real* d0 = &dst[0, 0]
     if nthreads <= 1:
-        for i in range(N * F):
-            n = i // F
-            f = i - n * F
-            _relu_mask_row(&src[n, f, 0], &y[n, f, 0], d0 + (i * P if stacked else (f * N + n) * P), P)
+        with nogil:  # serial, but other threads run meanwhile (fastnet's task team)
+            for i in range(N * F):
+                n = i // F
+                f = i - n * F
+                _relu_mask_row(&src[n, f, 0], &y[n, f, 0], d0 + (i * P if stacked else (f * N + n) * P), P)
     else:
         for i in prange(N * F, nogil=True, num_threads=nthreads, schedule="static"):
             n = i // F
             f = i - n * F
             _relu_mask_row(&src[n, f, 0], &y[n, f, 0], d0 + (i * P if stacked else (f * N + n) * P), P)
+
+
+cdef inline void _transpose_plane(const real* g, const real* y, real* d, Py_ssize_t F, Py_ssize_t P,
+                                  bint relu) noexcept nogil:
+    # d[p, f] = g[f, p] (* (y[f, p] > 0)): one sample's (F, P) gradient to pixel-major (P, F)
+    cdef Py_ssize_t f, p
+    cdef real v
+    for p in range(P):
+        for f in range(F):
+            v = g[f * P + p]
+            if relu and not (y[f * P + p] > 0):
+                v = 0
+            d[p * F + f] = v
+
+
+def nfp_to_npf(const real[:, :, ::1] src, y, real[:, ::1] dst, int nthreads):
+    """dst[n*P + p, f] = src[n, f, p]: NCHW upstream gradient -> pixel-major (N*P, F) GEMM operand,
+    masked by ReLU's derivative (``y`` > 0, ``y`` the ReLU output shaped like ``src``) unless ``y`` is None."""
+    cdef Py_ssize_t N = src.shape[0], F = src.shape[1], P = src.shape[2], n
+    cdef const real[:, :, ::1] yv
+    cdef bint relu = y is not None
+    if dst.shape[0] != N * P or dst.shape[1] != F:
+        raise ValueError("nfp_to_npf: shape mismatch")
+    if relu:
+        yv = y
+        if yv.shape[0] != N or yv.shape[1] != F or yv.shape[2] != P:
+            raise ValueError("nfp_to_npf: y must be shaped like src")
+    else:
+        yv = src
+    if N * F * P == 0:
+        return
+    cdef const real* gp = &src[0, 0, 0]
+    cdef const real* yp = &yv[0, 0, 0]
+    cdef real* dp = &dst[0, 0]
+    if nthreads <= 1:
+        with nogil:
+            for n in range(N):
+                _transpose_plane(gp + n * F * P, yp + n * F * P, dp + n * P * F, F, P, relu)
+    else:
+        for n in prange(N, nogil=True, num_threads=nthreads, schedule="static"):
+            _transpose_plane(gp + n * F * P, yp + n * F * P, dp + n * P * F, F, P, relu)
