@@ -1,35 +1,36 @@
-"""Conv2D: Cython im2col/col2im (OpenMP) + BLAS GEMMs (numpy.matmul with ``out=``).
+"""Conv2D: Cython im2col/col2im + single-threaded BLAS GEMMs, parallel over sample chunks.
 
-Two internal layouts, picked per call by the number of filters F (``config.STACKED_MAX_FILTERS``):
+The batch is cut into chunks of whole samples (``_plan``: cache-sized, at least
+``config.CONV_MIN_CHUNKS`` of them, a function of the shapes only). Each chunk is one task of
+``_kernels/tasks.py``: a thread takes a chunk and runs it end to end (im2col, GEMM, layout pass,
+col2im) on its own workspace, so the threads never wait for each other inside a layer and a
+descheduled thread holds back one chunk; inside a task every kernel is serial. Backward keeps one
+dW and db part per chunk and sums them in chunk order: the result is the same at any thread count.
+A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
-"wide" (F >= 16, e.g. 32->64 3x3): for a chunk of ``m`` samples the columns are the contract's
-``cols (K, m*P)``, K = C*KH*KW rows ordered (c, kh, kw), m*P columns ordered (n, oh, ow).
+Two layouts inside a chunk, picked by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
-- forward ``out (F, m*P) = W (F, K) @ cols``: one large GEMM per chunk (BLAS is most efficient
-  on one big product); one OpenMP pass moves ``out`` to NCHW (each (n, f) row of P values is a
-  contiguous copy) and adds the bias in the same pass.
-- backward: dy is copied once to ``dyT (F, m*P)``; ``dW += dyT @ cols.T`` and
-  ``dcols = W.T @ dyT`` (transposes are BLAS flags, not copies); dcols overwrites cols, so
-  backward needs no more scratch than forward; col2im scatters it back to NCHW.
-- batch 1: the GEMM output is already NCHW and dy needs no reshuffle; both copies are skipped.
+"wide" (F >= 16, e.g. 32->64 3x3): the columns are the contract's ``cols (K, m*P)``, K = C*KH*KW
+rows ordered (c, kh, kw), m*P columns ordered (n, oh, ow).
+
+- forward ``out (F, m*P) = W (F, K) @ cols``: one GEMM per chunk; one pass moves ``out`` to NCHW
+  (each (n, f) row of P values is a contiguous copy) and adds the bias (and ReLU) in the same pass.
+- backward: dy goes pixel-major once, ``dyp (m*P, F)`` (ReLU's mask applied in that pass);
+  ``dW^T += cols @ dyp`` and ``dcols = W^T @ dyp^T`` (transposes are BLAS flags, not copies);
+  dcols overwrites cols, so backward needs no more scratch than forward; col2im scatters it to NCHW.
 
 "stacked" (F < 16, e.g. LeNet's 1->6 5x5): sample-major columns ``(m, K, P)`` and one
-``(F, K) @ (K, P)`` GEMM per sample (numpy loops over the stack in C), writing NCHW directly.
-A GEMM with only a few output rows over a very wide matrix is memory-bound and was measured
-~20x slower in OpenBLAS than the same work split per sample. Chunks (``config.STACKED_CHUNK_BYTES``)
-are large: per-chunk fixed costs outweighed keeping the columns in L2.
+``(F, K) @ (K, P)`` GEMM per sample, writing NCHW directly. A GEMM with only a few output rows
+over a very wide matrix is memory-bound and was measured ~20x slower in OpenBLAS than the same
+work split per sample.
 
 ``act="relu"`` (Conv2D fused with a following ReLU): forward applies max(., 0) in the pass that
 adds the bias, so y is written once; backward masks dy with ``y > 0`` in the pass that already
-copies dy into the GEMM layout (wide) or into the workspace (stacked). No extra full-size array.
+copies dy into the GEMM layout. No extra full-size array.
 
-Memory: the scratch comes from ``workspace`` and takes (K + F) * P * itemsize bytes per sample
-(+ F*K per sample for dW in the stacked path); the batch is processed in chunks so that stays
-under the workspace limit (64 MiB by default; ``fastnet._kernels.workspace``), or one sample if
-a single sample needs more. Threads: im2col/col2im and the layout copies run on
-``parallel.omp_threads`` OpenMP threads (``fastnet.get_num_threads()`` on the main thread from
-``config.OMP_MIN_ELEMENTS`` up, else one); the 2-D GEMMs run in fixed
-``gemm.py`` column blocks on the same count (BLAS itself is single-threaded).
+Memory: the scratch comes from ``workspace`` (per thread) and takes (K + F) * P * itemsize bytes
+per sample (+ F*K per sample for dW in the stacked path); chunks stay under the workspace limit
+(64 MiB by default; ``fastnet._kernels.workspace``), or one sample if a single sample needs more.
 The tunables (``STACKED_MAX_FILTERS``, the chunk sizes) and their measurements are in ``config.py``.
 """
 

@@ -1,7 +1,7 @@
 """Fully connected layer, compiled (twin of ``reference/dense.py``).
 
 Forward: ONE GEMM written straight into a preallocated array (``gemm.matmul``: BLAS with
-``out=`` in fixed column blocks, called from Python, never from inside a ``prange``), then one
+``out=`` in fixed row blocks, called from Python, never from inside a ``prange``), then one
 Numba pass that adds the bias in place and, when fused, writes the activation of each row (while it
 is in cache) to the output. NumPy's ``x @ w + b`` allocates and makes a separate pass
 for the add, and another for the activation.
