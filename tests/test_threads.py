@@ -22,7 +22,18 @@ def keep_threads():
 
 @pytest.mark.parametrize(
     "shape",
-    [(257, 300, 129), (33, 1000, 517), (128, 784, 512)],
+    # odd shapes, and the models' own: M1's forward / weight / input gradients, M4's dense 9216->128, LeNet's
+    [
+        (257, 300, 129),
+        (33, 1000, 517),
+        (128, 784, 512),
+        (784, 128, 512),
+        (128, 512, 784),
+        (128, 9216, 128),
+        (9216, 128, 128),
+        (256, 400, 120),
+        (1000, 77, 130),
+    ],
 )
 def test_blocked_matmul_is_the_same_at_every_thread_count(keep_threads, shape):
     m, k, n = shape
@@ -30,9 +41,9 @@ def test_blocked_matmul_is_the_same_at_every_thread_count(keep_threads, shape):
     a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
     assert m * n * k >= gemm.MIN_WORK  # the blocked path
     outs = []
-    for count in (1, 2, 3):
+    for count in (1, 2, 3, 4):
         fn.set_num_threads(count)
-        for left, right in ((a, b), (np.asfortranarray(a), b), (a.T.copy().T, b)):
+        for left, right in ((a, b), (np.asfortranarray(a), b), (a.T.copy().T, b), (a, np.asfortranarray(b))):
             out = np.empty((m, n), np.float32)
             gemm.matmul(left, right, out)
             outs.append(out)

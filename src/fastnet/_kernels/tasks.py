@@ -1,18 +1,16 @@
 """Independent tasks on a team of threads with dynamic scheduling: fastnet's own thread pool.
 
 BLAS runs single-threaded (see ``threads.py``); fastnet parallelises above it by cutting work
-into a fixed number of independent tasks that depend only on the shapes (GEMM row blocks in
-``fast/gemm.py``, sample chunks in ``fast/conv.py``). The calling thread and ``team - 1`` pool
-threads take tasks as they finish them, so a thread the OS deschedules holds back at most one
-task (lock-step BLAS threads waited for it, up to 9x longer on a shared machine), and since the
-tasks and the order their partial results are combined in never change, neither does the result:
-one thread computes the same tasks one after the other, bit for bit.
+into independent tasks (sample chunks in ``fast/conv.py``, GEMM row blocks in ``fast/gemm.py``).
+The calling thread and ``team - 1`` pool threads take tasks as they finish them, so a thread the
+OS deschedules holds back at most one task (lock-step BLAS threads waited for it, up to 9x
+longer on a shared machine). Where the way work is cut changes the rounding (conv's per-chunk
+weight-gradient parts), the tasks depend only on the shapes and their parts are combined in a
+fixed order, so one thread computes the same tasks one after the other, bit for bit.
 
-The work inside a task must release the GIL to run in parallel: ``np.dot`` does, ``np.matmul``
-does not (numpy/numpy#11821: measured here, two threads of 1024^3 ``np.matmul`` took 0.54 s
-against 0.60 s one after the other), nor do the Cython kernels' serial loops unless they are
-``nogil`` (ours are). Inside a task every kernel is serial (``parallel.task_scope``), and a
-``run`` inside a task runs its tasks inline: teams never nest.
+The work inside a task must release the GIL to run in parallel: BLAS calls through NumPy do,
+and so do the Cython kernels' serial loops (``nogil``). Inside a task every kernel is serial
+(``parallel.task_scope``), and a ``run`` inside a task runs its tasks inline: teams never nest.
 
 The team size is ``parallel.team_size(get_num_threads())``: 1 off the main thread, so a user's
 thread never starts a team.

@@ -4,12 +4,15 @@ OpenBLAS's own threads split a product differently at each thread count (measure
 (128, 784) @ (784, 512) product differs in 80% of its elements between 1 and 2 BLAS threads),
 and they run in lock-step: with another process keeping a core busy, a 2-thread GEMM waited
 for its descheduled half and took up to 9x longer than one thread. So fastnet keeps BLAS
-single-threaded (``_kernels/threads.py``) and runs a large product as ``BLOCKS`` fixed row
-blocks of the output, one single-threaded ``np.dot`` each (``np.dot`` releases the GIL,
-``np.matmul`` does not), as tasks of ``_kernels/tasks.py``: threads take blocks as they finish,
-and the blocks depend only on the shapes. Row blocks of one product give the same bits as the
-whole product in one call (each row of ``out`` is the same dot products over the same packed
-panels; tested at 1, 2 and 3 threads), so 1 thread, or a caller already inside a task, makes that one call.
+single-threaded (``_kernels/threads.py``) and, with ``t`` threads, runs a large product as ``t``
+row blocks of the output, one single-threaded BLAS call each, as tasks of ``_kernels/tasks.py``.
+
+Row blocks give the same bits as the whole product in one call: OpenBLAS computes each output
+element as the same dot product over the same K panels whichever rows surround it (tested at
+1, 2 and 3 threads on C-, F- and transposed-layout operands, ``tests/test_threads.py``). So the
+block count can follow the thread count: one call for one thread (splitting costs efficiency:
+(128, 784) @ (784, 512) took 1.06 ms in one call, 1.28 ms as 2 row blocks and 1.58 ms as 4, one
+thread, because every block packs all of ``b`` again), one block per thread otherwise.
 """
 
 from __future__ import annotations
@@ -19,34 +22,34 @@ import numpy as np
 from .. import tasks
 
 MIN_WORK = 1 << 22  # m*n*k below this: one BLAS call (~0.1 ms; splitting would cost more than it saves)
-BLOCKS = 4  # fixed for every thread count (so results are too); 4 balances over 1, 2 or 4 threads
-_ALIGN = 8  # block heights are multiples of 8 rows (OpenBLAS's register blocking)
+_ALIGN = 16  # block heights are multiples of 16 rows (OpenBLAS's register blocking; never a 1-row GEMV)
 
 
-def _blocks(m: int) -> list[tuple[int, int]]:
-    """Up to ``BLOCKS`` row ranges, each a multiple of ``_ALIGN`` rows but the last, which takes the
-    rest (so never a one-row block, which NumPy would send to a GEMV with other rounding)."""
-    count = max(1, min(BLOCKS, m // _ALIGN))
+def _blocks(m: int, count: int) -> list[tuple[int, int]]:
+    """``count`` row ranges (fewer if ``m`` is short), multiples of ``_ALIGN`` rows but the last."""
+    count = max(1, min(count, m // _ALIGN))
     height = (m // count) // _ALIGN * _ALIGN
     edges = [i * height for i in range(count)] + [m]
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def dot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` in one single-threaded BLAS call that releases the GIL (``out`` C-contiguous)."""
+    """``out = a @ b`` in one single-threaded BLAS call (``np.dot`` writes into ``out`` directly
+    when it is C-contiguous and of the result dtype; otherwise through a temporary)."""
     if out.flags.c_contiguous and a.dtype == b.dtype == out.dtype:
         return np.dot(a, b, out=out)
-    out[...] = np.dot(a, b)  # np.dot's out= takes only a C-contiguous array of the result dtype
+    out[...] = np.dot(a, b)
     return out
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` for 2-D arrays, in fixed row blocks of ``out`` above ``MIN_WORK``."""
+    """``out = a @ b`` for 2-D arrays; above ``MIN_WORK``, one row block per thread."""
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k < MIN_WORK or m < 2 * _ALIGN or not out.flags.c_contiguous or tasks.team(BLOCKS) == 1:
-        return dot(a, b, out)  # one thread (or inside a task): one call; blocks would only repack b
-    blocks = _blocks(m)
+    workers = tasks.team(m // _ALIGN) if m * n * k >= MIN_WORK and out.flags.c_contiguous else 1
+    if workers == 1:  # one thread, a caller inside a task, or a small product: one call
+        return dot(a, b, out)
+    blocks = _blocks(m, workers)
 
     def block(i):
         i0, i1 = blocks[i]
