@@ -111,9 +111,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
             # per-sample GEMMs write NCHW directly; bias (and ReLU) added while y is in cache
             (cols,) = workspace.take(dt, (m * K, P))
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size), True)
-            cols3 = cols.reshape(m, K, P)
-            for j in range(m):
-                gemm.matmul(w2, cols3[j], ys[j])
+            np.matmul(w2, cols.reshape(m, K, P), out=ys)  # a BLAS call per sample, in C
             _ext.nfp_bias_(ys, b, parallel.omp_threads(ys.size), relu)
         else:
             cols, out = workspace.take(dt, (K, m * P), (F, m * P))
@@ -181,13 +179,11 @@ def _stacked_chunk(dys, ys, xs, w2, geometry, dw, db, dxs):
     cols3 = cols.reshape(m, K, P)
     nt = parallel.omp_threads(cols.size)
     _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, nt, True)
-    for j in range(m):
-        gemm.matmul(dys[j], cols3[j].T, dwp[j])
+    np.matmul(dys, cols3.transpose(0, 2, 1), out=dwp)
     np.sum(dwp, axis=0, out=dw)
     np.sum(dys, axis=(0, 2), out=db)
     if dxs is not None:
-        for j in range(m):
-            gemm.matmul(w2.T, dys[j], cols3[j])  # dcols overwrites cols
+        np.matmul(w2.T, dys, out=cols3)  # dcols overwrites cols
         _ext.col2im_into(cols, dxs, kh, kw, sh, sw, ph, pw, nt, True)
 
 
