@@ -3,11 +3,12 @@
     PYTHONPATH=src python benchmarks/peak_memory.py                       # M4, 30 steps, both layouts of torch
     PYTHONPATH=src python benchmarks/peak_memory.py --model R20 --steps 10
 
-Each run builds the model on real MNIST (or random data of the same shape), takes its peak resident set
-(``ru_maxrss``) after setup (for fastnet that includes ``fastnet.warmup()``, which loads the compiled kernels
-as importing torch loads its; ``FASTNET_PEAK_WARMUP=0`` compiles lazily in the first step instead), trains ``--steps`` steps at batch size of the spec, and reports the peak during
-training, the increase over setup (what training itself needs: activations, gradients, optimizer state,
-scratch) and the whole-process peak (which includes each library's code: PyTorch's is several hundred MB).
+Each run builds the model on real MNIST (or random data of the same shape) and takes its peak resident set
+(``ru_maxrss``) after setup; for fastnet setup includes ``fastnet.warmup()``, which loads the compiled kernels as
+importing torch loads its (``FASTNET_PEAK_WARMUP=0``: compile lazily in the first step instead). Then it trains
+``--steps`` steps at the spec's batch size and reports the peak during training, the increase over setup (what
+training itself needs: activations, gradients, optimizer state, scratch) and the whole-process peak (which includes
+each library's code: PyTorch's is several hundred MB).
 Not a timing: the load of the machine does not change it.
 """
 
