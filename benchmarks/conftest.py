@@ -49,6 +49,13 @@ def pytest_addoption(parser):
     )
     g.addoption("--fn-denormal-steps", type=int, default=1500, help="training steps of the denormals run")
     g.addoption("--fn-startup-rounds", type=int, default=2, help="fresh-interpreter runs per startup benchmark")
+    g.addoption(
+        "--fn-jax-convs",
+        choices=["ynnpack", "xla"],
+        default="ynnpack",
+        help="JAX peers' CPU convolutions: ynnpack (JAX 0.10's default) or xla (XLA_FLAGS="
+        "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution); one per process, XLA reads its flags once",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +91,36 @@ def torch_mod(threads):
     # fastnet (imported for its thread count) may have set flush-to-zero in this thread; give PyTorch its own default.
     torch.set_flush_denormal(False)
     return torch
+
+
+@pytest.fixture(scope="session")
+def jax_mod(request, threads):
+    """JAX configured for this run (XLA_FLAGS, threads via the CPU affinity; see peers_jax.configure), or a skip."""
+    import importlib.util
+
+    missing = [m for m in ("jax", "optax") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(
+            f"JAX peer skipped: {', '.join(missing)} not installed (pip install -e '.[jax]'; a benchmark extra only)"
+        )
+    import peers_jax
+
+    convs = request.config.getoption("--fn-jax-convs")
+    setting = peers_jax.configure(threads, convs)
+    import jax
+
+    return jax, convs, setting
+
+
+@pytest.fixture(scope="session")
+def ort_mod(threads):
+    """ONNX Runtime and onnx (fastnet's exporter needs it), or a skip saying how to get them."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        pytest.skip("ONNX Runtime peer skipped: onnx/onnxruntime not installed (pip install -e '.[onnxruntime]')")
+    return onnxruntime
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
