@@ -215,6 +215,7 @@ def test_jax_train_step(benchmark, spec, jax_mod, threads, rounds):
 @pytest.mark.parametrize("spec", PREDICT_SPECS, ids=lambda s: f"{s.model}-b{s.batch}")
 def test_jax_predict(benchmark, spec, jax_mod, threads, rounds):
     import peers_jax
+
     from fastnet.interop.safetensors_io import torch_state
 
     jax, convs, setting = jax_mod

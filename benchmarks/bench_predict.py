@@ -22,7 +22,12 @@ def test_predict(benchmark, spec, threads, rounds):
     feeder = predict_batches(spec)
     benchmark.group = predict_group(spec)
     benchmark.extra_info.update(
-        variant="fast", model=spec.model, batch=spec.batch, threads=threads, data=dataset_for(spec.model).source, dtype="float32"
+        variant="fast",
+        model=spec.model,
+        batch=spec.batch,
+        threads=threads,
+        data=dataset_for(spec.model).source,
+        dtype="float32",
     )
     with fastnet.use_backend("fast"):
 
@@ -32,4 +37,3 @@ def test_predict(benchmark, spec, threads, rounds):
         run(feeder.next()[0])
         median = run_pedantic(benchmark, run, rounds, setup=lambda: ((feeder.next()[0],), {}))
     benchmark.extra_info["samples_per_s"] = round(spec.batch / median, 1)
-

@@ -11,6 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from common import SPECS, dataset_for, run_pedantic, torch_batches, torch_model, torch_step
+from peers_common import (
+    PREDICT_SPECS,
+    check_outputs_match,
+    predict_batches,
+    predict_group,
+    torch_input,
+    torch_predict_model,
+    trained_fastnet,
+)
 
 pytestmark = pytest.mark.torch
 
@@ -44,6 +53,45 @@ def test_torch_train_step(benchmark, spec, layout, torch_mod, threads, rounds):
     )
     step(*feeder.next())
     median = run_pedantic(benchmark, step, rounds, setup=lambda: (feeder.next(), {}))
+    benchmark.extra_info["samples_per_s"] = round(spec.batch / median, 1)
+
+
+PREDICT_PARAMS = [(s, lay) for s in PREDICT_SPECS for lay in _layouts(s)]
+
+
+@pytest.mark.parametrize(
+    "spec,layout", PREDICT_PARAMS, ids=[f"{s.model}-b{s.batch}-{lay}" for s, lay in PREDICT_PARAMS]
+)
+def test_torch_predict(benchmark, spec, layout, torch_mod, threads, rounds):
+    """Eager ``softmax(net(x))`` under ``inference_mode`` on fastnet's weights (checked against its predict)."""
+    torch = torch_mod
+    cl = layout == "channels_last"
+    fnet = trained_fastnet(spec.model)
+    feeder = predict_batches(spec)
+    x0 = feeder.next()[0]
+    tnet = torch_predict_model(torch, spec.model, fnet, cl)
+    variant = "torch" if not cl else "torch-channels_last"
+
+    def run(x):
+        with torch.inference_mode():
+            return torch.softmax(tnet(x), dim=1)
+
+    err = check_outputs_match(
+        f"{variant} {predict_group(spec)}",
+        run(torch_input(torch, x0, cl)).numpy(),
+        fnet.predict(x0, batch_size=spec.batch),
+    )
+    benchmark.group = predict_group(spec)
+    benchmark.extra_info.update(
+        variant=variant,
+        model=spec.model,
+        batch=spec.batch,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        dtype="float32",
+        max_abs_diff_vs_fastnet=err,
+    )
+    median = run_pedantic(benchmark, run, rounds, setup=lambda: ((torch_input(torch, feeder.next()[0], cl),), {}))
     benchmark.extra_info["samples_per_s"] = round(spec.batch / median, 1)
 
 

@@ -70,6 +70,7 @@ def check_outputs_match(name: str, got, want, atol: float = PREDICT_ATOL) -> flo
 def torch_predict_model(torch, model: str, fastnet_net, channels_last: bool):
     """common.torch_model's network in eval mode holding ``fastnet_net``'s weights (same names, PyTorch layouts)."""
     from common import torch_model
+
     from fastnet.interop.safetensors_io import torch_state
 
     net = torch_model(model)[0]

@@ -213,7 +213,9 @@ def resnet_forward(depth: int = 20, nhwc: bool = False):
 
     def forward(params, stats, x, train):
         new_stats = {"blocks": []}
-        h, new_stats["stem"] = batchnorm(_conv(x, params["stem"]["w"], 1, 1, nhwc), params["stem"]["bn"], stats["stem"], train)
+        h, new_stats["stem"] = batchnorm(
+            _conv(x, params["stem"]["w"], 1, 1, nhwc), params["stem"]["bn"], stats["stem"], train
+        )
         h = jax.nn.relu(h)
         for p, s, stride in zip(params["blocks"], stats["blocks"], strides, strict=True):
             ns = {}

@@ -5,10 +5,13 @@
     python benchmarks/report.py --json run.json       # report a saved run (pytest ... --benchmark-json=run.json)
     python benchmarks/report.py --save all.json       # also keep the merged JSON of this run
 
-Suites run in separate pytest processes: fastnet's kernels and training steps; PyTorch (so its OpenMP threads,
-which spin after each op, never compete with fastnet's); startup; denormals. Ratios are speed-ups,
-``other median / fast median``: above 1 means fastnet's compiled backend is faster. "vs torch" uses PyTorch's
-faster memory layout. The targets are issue 3's (2 threads on the 2-core machine).
+Suites run in separate pytest processes: fastnet's kernels, training steps and predict; PyTorch eager (so its OpenMP
+threads, which spin after each op, never compete with fastnet's); each peer of ``bench_peers.py`` (torch.compile, JAX
+with YNNPACK convolutions, JAX with XLA's convolutions, ONNX Runtime: XLA reads its flags once per process);
+startup; denormals. Ratios are speed-ups, ``other median / fast median``: above 1 means fastnet's compiled backend
+is faster. "vs torch" uses PyTorch's faster memory layout. The first table's targets are issue 3's, the peers
+table's issue 8's. Pass ``-- --fn-threads N`` for a comparison at a fixed thread count (fastnet's default follows
+the machine's load, and every peer takes the count fastnet has when the session starts).
 """
 
 from __future__ import annotations
@@ -24,11 +27,32 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-SUITES = {  # name -> pytest marker expression
-    "fastnet": "kernels or steps",
-    "torch": "torch and not denormals",
-    "startup": "startup",
-    "denormals": "denormals",
+SUITES = {  # name -> (pytest marker expression, extra pytest arguments); one process each
+    "fastnet": ("kernels or steps or predict", []),
+    "torch": ("torch and not denormals", []),
+    "inductor": ("inductor", []),
+    "jax": ("jax", ["--fn-jax-convs", "ynnpack"]),
+    "jax-xla-convs": ("jax", ["--fn-jax-convs", "xla"]),
+    "onnxruntime": ("onnxruntime", []),
+    "startup": ("startup", []),
+    "denormals": ("denormals", []),
+}
+
+# peers table: variant -> column label; the columns in this order
+PEER_COLUMNS = [
+    ("PyTorch eager", ["torch", "torch-channels_last"]),
+    ("torch.compile", ["torch-compile", "torch-compile-channels_last"]),
+    ("JAX jit (YNNPACK / XLA convs)", ["jax", "jax-xla-convs"]),
+    ("ONNX Runtime", ["onnxruntime"]),
+]
+PEER_NAMES = {
+    "torch": "PyTorch eager",
+    "torch-channels_last": "PyTorch eager channels-last",
+    "torch-compile": "torch.compile",
+    "torch-compile-channels_last": "torch.compile channels-last",
+    "jax": "JAX jit (YNNPACK convs)",
+    "jax-xla-convs": "JAX jit (XLA convs)",
+    "onnxruntime": "ONNX Runtime",
 }
 
 
@@ -170,6 +194,62 @@ def speed_table(groups: dict) -> list[str]:
     return lines
 
 
+def _batch_of(group: str) -> int:
+    tail = group.rsplit("b", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def peer_target(group: str) -> float:
+    """Issue 8's target for fastnet / best peer: 2x on the MLPs, 1.5x on the conv nets' steps, 1x on predict."""
+    if group.startswith("predict "):
+        return 1.0
+    return 2.0 if group.split()[1] in ("M1", "M2") else 1.5
+
+
+def best_peer(variants: dict) -> tuple[str, float] | None:
+    times = [(v, med(e)) for v, e in variants.items() if v in PEER_NAMES and med(e)]
+    return min(times, key=lambda t: t[1]) if times else None
+
+
+def peers_table(groups: dict) -> list[str]:
+    names = sorted(g for g in groups if g.startswith(("step ", "predict ")) and best_peer(groups[g]) is not None)
+    if not names:
+        return []
+    head = " | ".join(label for label, _ in PEER_COLUMNS)
+    lines = [
+        "",
+        "Against the strongest peers (issue 8): fastnet / best peer = best peer median / fastnet median.",
+        "",
+        f"| workload | fastnet | {head} | best peer | fastnet / best peer | target | met |",
+        "|---" * (6 + len(PEER_COLUMNS)) + "|",
+    ]
+    for g in sorted(names, key=lambda g: (g.split()[0] != "step", g.split()[1], _batch_of(g))):
+        v = groups[g]
+        fast = med(v.get("fast"))
+        cells = [" / ".join(fmt_time(med(v.get(k))) for k in keys) for _, keys in PEER_COLUMNS]
+        peer, t_peer = best_peer(v)
+        ratio = t_peer / fast if fast else None
+        want = peer_target(g)
+        met = "not measured" if ratio is None else ("yes" if ratio >= want else "MISSED")
+        lines.append(
+            f"| {g} | {fmt_time(fast)} | {' | '.join(cells)} | {PEER_NAMES[peer]} | {fmt_ratio(ratio)} | "
+            f">={want:g}x | {met} |"
+        )
+    return lines
+
+
+def peer_versions(benchmarks: list[dict]) -> list[str]:
+    seen = {}
+    for b in benchmarks:
+        x = b.get("extra_info", {})
+        for key in ("torch", "jax", "optax", "onnxruntime"):
+            if key in x:
+                seen[key] = x[key]
+        if x.get("variant", "").startswith("jax") and x.get("XLA_FLAGS") is not None:
+            seen[f"XLA_FLAGS ({x['variant']})"] = x["XLA_FLAGS"] or "(none)"
+    return [f"Peers: {'; '.join(f'{k} {v}' for k, v in seen.items())}."] if seen else []
+
+
 def startup_table(groups: dict) -> list[str]:
     names = sorted(g for g in groups if g.startswith("startup "))
     if not names:
@@ -248,9 +328,19 @@ def noise_lines(benchmarks: list[dict], limit: float = 0.2) -> list[str]:
 
 def report(data: dict) -> str:
     groups = rows_by_group(data["benchmarks"])
-    out = machine_lines(data.get("machine_info", {})) + data_line(data["benchmarks"]) + [""]
+    out = (
+        machine_lines(data.get("machine_info", {})) + peer_versions(data["benchmarks"]) + data_line(data["benchmarks"])
+    )
+    out += [""]
     out += ["Medians; ratios are speed-ups of fastnet's compiled backend (other / fast, above 1 = fastnet faster)."]
-    out += [""] + speed_table(groups) + startup_table(groups) + denormal_table(groups) + noise_lines(data["benchmarks"])
+    out += (
+        [""]
+        + speed_table(groups)
+        + peers_table(groups)
+        + startup_table(groups)
+        + denormal_table(groups)
+        + noise_lines(data["benchmarks"])
+    )
     return "\n".join(out)
 
 
@@ -271,7 +361,11 @@ def main(argv=None) -> int:
         unknown = skip - set(SUITES)
         if unknown:
             ap.error(f"--skip: unknown suite(s) {sorted(unknown)}, expected some of {list(SUITES)}")
-        runs = [run_suite(name, marker, args.pytest_args) for name, marker in SUITES.items() if name not in skip]
+        runs = [
+            run_suite(name, marker, more + args.pytest_args)
+            for name, (marker, more) in SUITES.items()
+            if name not in skip
+        ]
     data = merge(runs)
     if args.save:
         with open(args.save, "w") as f:
