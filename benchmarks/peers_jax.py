@@ -102,9 +102,18 @@ def _bias(y, b, nhwc):
 
 
 def _pool(x, nhwc):
+    """2x2 max pooling, stride 2. As a max over a reshaped (.., 2, .., 2) view when the sides are even: its gradient
+    compiles to a compare-and-select that was 5x faster on XLA's CPU backend than ``reduce_window``'s
+    select-and-scatter (M4's 128x64x24x24 pooling forward+backward: 27 ms against 130-145 ms)."""
     import jax.numpy as jnp
     from jax import lax
 
+    n, *dims = x.shape
+    h, w = (dims[0], dims[1]) if nhwc else (dims[1], dims[2])
+    if h % 2 == 0 and w % 2 == 0:
+        if nhwc:
+            return x.reshape(n, h // 2, 2, w // 2, 2, dims[2]).max(axis=(2, 4))
+        return x.reshape(n, dims[0], h // 2, 2, w // 2, 2).max(axis=(3, 5))
     win = (1, 2, 2, 1) if nhwc else (1, 1, 2, 2)
     return lax.reduce_window(x, -jnp.inf, lax.max, win, win, "VALID")
 
