@@ -19,6 +19,7 @@ is skipped with a reason when its packages are missing (optional benchmark extra
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -65,10 +66,20 @@ def _throughput(benchmark, spec, median):
 # ---- torch.compile -------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def torch_compiler(torch_mod):
+    """torch with Dynamo's caches emptied before and after the test: a process that had compiled a dozen models
+    crashed (segfault in the garbage collector during tracing) when they were left to pile up."""
+    torch_mod._dynamo.reset()
+    yield torch_mod
+    torch_mod._dynamo.reset()
+    gc.collect()
+
+
 @pytest.mark.inductor
 @pytest.mark.parametrize("spec,layout", STEP_PARAMS, ids=_ids(STEP_PARAMS))
-def test_compile_train_step(benchmark, spec, layout, torch_mod, threads, rounds):
-    torch = torch_mod
+def test_compile_train_step(benchmark, spec, layout, torch_compiler, threads, rounds):
+    torch = torch_compiler
     torch.manual_seed(0)
     cl = layout == "channels_last"
     net, loss_fn, opt, onehot = torch_model(spec.model, channels_last=cl)
@@ -104,8 +115,8 @@ def test_compile_train_step(benchmark, spec, layout, torch_mod, threads, rounds)
 
 @pytest.mark.inductor
 @pytest.mark.parametrize("spec,layout", PREDICT_PARAMS, ids=_ids(PREDICT_PARAMS))
-def test_compile_predict(benchmark, spec, layout, torch_mod, threads, rounds):
-    torch = torch_mod
+def test_compile_predict(benchmark, spec, layout, torch_compiler, threads, rounds):
+    torch = torch_compiler
     cl = layout == "channels_last"
     fnet = trained_fastnet(spec.model)
     feeder = predict_batches(spec)
