@@ -169,6 +169,8 @@ def speed_table(groups: dict) -> list[str]:
     # M1..M4, smaller batch first (the group name ends in "b<batch>")
     steps.sort(key=lambda g: (g.split()[1], int(g.rsplit("b", 1)[1]) if g.rsplit("b", 1)[1].isdigit() else 0))
     names = [g for g in groups if g.startswith("kernel ")] + steps
+    if not names:  # e.g. only predict was run
+        return []
     for g in names:
         v = groups[g]
         fast, ref = med(v.get("fast")), med(v.get("numpy"))
