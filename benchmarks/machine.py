@@ -21,6 +21,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+VECTOR_FLAGS += ("avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def vector_flags() -> str:
+    """The SIMD extensions /proc/cpuinfo lists (what lscpu's "Flags" says about vector width), in a fixed order."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(v for v in VECTOR_FLAGS if v in have) or "none of " + " ".join(VECTOR_FLAGS)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def _version(dist: str) -> str | None:
     # Read the installed metadata: importing torch here would start its thread pool in a fastnet-only run.
     from importlib.metadata import PackageNotFoundError, version
@@ -49,6 +66,7 @@ def machine_info() -> dict:
     ]
     return {
         "cpu": cpu_model(),
+        "vector_flags": vector_flags(),
         "logical_cpus": os.cpu_count(),
         "affinity_cpus": affinity,
         "fastnet_threads": fastnet.get_num_threads(),
@@ -56,6 +74,7 @@ def machine_info() -> dict:
         "numpy": _version("numpy"),
         "numba": _version("numba"),
         "torch": _version("torch"),
+        "peers": {d: _version(d) for d in ("jax", "jaxlib", "optax", "onnxruntime")},
         "fastnet": getattr(fastnet, "__version__", None),
         "blas": "; ".join(blas) or "unknown",
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),

@@ -301,8 +301,9 @@ def machine_lines(info: dict) -> list[str]:
     if not fi:
         return [f"Machine: {info.get('cpu', {}).get('brand_raw', info.get('processor', 'unknown'))}"]
     return [
-        f"Machine: {fi['cpu']}, {fi['logical_cpus']} logical CPUs ({fi['affinity_cpus']} in the affinity mask), "
-        f"{fi['fastnet_threads']} threads for fastnet and PyTorch; Python {fi['python']}, NumPy {fi['numpy']}, "
+        f"Machine: {fi['cpu']} (vector flags: {fi.get('vector_flags', 'not recorded')}), {fi['logical_cpus']} logical "
+        f"CPUs ({fi['affinity_cpus']} in the affinity mask), {fi['fastnet_threads']} threads for fastnet and the "
+        f"peers; Python {fi['python']}, NumPy {fi['numpy']}, "
         f"Numba {fi['numba']}, PyTorch {fi['torch'] or 'not installed'}; BLAS: {fi['blas']}; "
         f"OPENBLAS_CORETYPE={fi['OPENBLAS_CORETYPE']}; "
         f"OPENBLAS_THREAD_TIMEOUT={fi.get('OPENBLAS_THREAD_TIMEOUT', '(unknown)')}; fastnet flush-to-zero "
