@@ -1,4 +1,4 @@
-"""Shared fixtures. ``backend`` runs a test once per kernel backend."""
+"""Shared fixtures. ``backend`` runs a test once per kernel backend; ``keep_threads`` restores the thread count."""
 
 import numpy as np
 import pytest
@@ -16,3 +16,15 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def keep_threads():
+    """Restore fastnet's thread-count state (fixed or automatic) after a test that changes it."""
+    from fastnet._kernels import threads
+
+    saved = dict(threads._state)
+    yield
+    threads._state.update(saved)
+    if saved["n"] is not None:
+        threads._apply(saved["n"])

@@ -7,17 +7,8 @@ import numpy as np
 import pytest
 
 import fastnet as fn
-from fastnet._kernels import parallel, tasks, threads
+from fastnet._kernels import parallel, tasks
 from fastnet._kernels.fast import conv
-
-
-@pytest.fixture
-def keep_threads():
-    saved = dict(threads._state)
-    yield
-    threads._state.update(saved)
-    if saved["n"] is not None:
-        threads._apply(saved["n"])
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])

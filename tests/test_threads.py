@@ -11,15 +11,6 @@ from fastnet._kernels import threads
 from fastnet._kernels.fast import _extension, gemm
 
 
-@pytest.fixture
-def keep_threads():
-    saved = dict(threads._state)
-    yield
-    threads._state.update(saved)
-    if saved["n"] is not None:
-        threads._apply(saved["n"])
-
-
 @pytest.mark.parametrize(
     "shape",
     # odd shapes, and the models' own: M1's forward / weight / input gradients, M4's dense 9216->128, LeNet's
