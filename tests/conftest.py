@@ -1,4 +1,5 @@
-"""Shared fixtures. ``backend`` runs a test once per kernel backend; ``keep_threads`` restores the thread count."""
+"""Shared fixtures. ``backend`` runs a test once per kernel backend; ``keep_threads`` restores the thread count;
+``offline`` gives a test no network and a fresh HOME (the CLI and dataset tests use it for every test)."""
 
 import numpy as np
 import pytest
@@ -28,3 +29,12 @@ def keep_threads():
     threads._state.update(saved)
     if saved["n"] is not None:
         threads._apply(saved["n"])
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No downloads, an empty HOME (so no dataset cache), no FASTNET_DATA and no FASTNET_DEBUG."""
+    monkeypatch.setenv("FASTNET_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FASTNET_DATA", raising=False)
+    monkeypatch.delenv("FASTNET_DEBUG", raising=False)

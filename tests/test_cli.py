@@ -16,12 +16,7 @@ from fastnet.cli import main
 SRC = str(Path(fastnet.__file__).resolve().parents[1])
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("FASTNET_OFFLINE", "1")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FASTNET_DATA", raising=False)
-    monkeypatch.delenv("FASTNET_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # every test here: no network, a fresh HOME
 
 
 @pytest.fixture(scope="module")

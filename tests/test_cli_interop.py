@@ -11,13 +11,7 @@ import pytest
 import fastnet
 from fastnet.cli import main
 
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("FASTNET_OFFLINE", "1")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FASTNET_DATA", raising=False)
-    monkeypatch.delenv("FASTNET_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # every test here: no network, a fresh HOME
 
 
 def run(capsys, argv):

@@ -14,13 +14,7 @@ from fastnet import preprocessing as P
 from fastnet.cli import main
 from fastnet.datasets.idx import write_idx
 
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("FASTNET_OFFLINE", "1")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FASTNET_DATA", raising=False)
-    monkeypatch.delenv("FASTNET_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("offline")  # every test here: no network, a fresh HOME
 
 
 def _letters_npz(path, transform=lambda x: x):

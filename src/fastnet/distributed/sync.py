@@ -56,17 +56,22 @@ def broadcast_model(model) -> None:
     c = comm.communicator()
     if c is None:
         return
-    arrays = [a for _, a in _state_arrays(model)]
-    if arrays:
-        flat = FlatBuffers(arrays)
-        flat.pack(arrays)
-        for buf in flat.buffers:
-            c.Bcast(buf, root=0)
-        flat.unpack(arrays)
+    _bcast_from_root(c, [a for _, a in _state_arrays(model)])
     if hasattr(model, "shuffle_seed"):
         seed = np.array([-1 if model.shuffle_seed is None else int(model.shuffle_seed)], dtype=np.int64)
         c.Bcast(seed, root=0)
         model.shuffle_seed = None if seed[0] < 0 else int(seed[0])
+
+
+def _bcast_from_root(c, arrays) -> None:
+    """Overwrite ``arrays`` in place with rank 0's values (packed into few flat messages)."""
+    if not arrays:
+        return
+    flat = FlatBuffers(arrays)
+    flat.pack(arrays)
+    for buf in flat.buffers:
+        c.Bcast(buf, root=0)
+    flat.unpack(arrays)
 
 
 def average_buffers(model) -> None:
@@ -85,9 +90,4 @@ def average_buffers(model) -> None:
         for buf in flat.buffers:
             c.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         flat.unpack(floats, scale=1.0 / comm.size())
-    if others:
-        flat = FlatBuffers(others)
-        flat.pack(others)
-        for buf in flat.buffers:
-            c.Bcast(buf, root=0)
-        flat.unpack(others)
+    _bcast_from_root(c, others)

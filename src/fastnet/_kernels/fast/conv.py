@@ -190,8 +190,9 @@ def _stacked_chunk(dys, ys, xs, w2, geometry, dw, db, dxs):
 def _wide_chunk(dys, ys, xs, w2, geometry, dw, db, dxs):
     """Backward of one chunk with one GEMM over all its samples: dW (transposed, (K, F)), db parts
     and dx of its samples. dy goes pixel-major, ``dyp (m*P, F)``, so dW^T = cols @ dyp is a GEMM
-    whose long dimension m*P is the inner one: measured 1.2-2x the rate of dy^T @ cols^T
-    (R20's 16-channel 3x3 layers 21 -> 40 GFLOP/s, one thread)."""
+    whose long dimension m*P is the inner one: 1.2-2x the rate of dy^T @ cols^T in a one-off
+    single-thread probe of the bare GEMMs (2026-12-01; R20's 16-channel 3x3 layers 21 -> 40 GFLOP/s).
+    The layer-level effect is in ``benchmarks/bench_kernels.py`` and ``benchmarks/step_profile.py``."""
     m, F, P = dys.shape
     K = w2.shape[1]
     dt = dys.dtype
