@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
@@ -71,11 +70,7 @@ def plot_history(history, path, title: str | None = None, dpi: int = 100) -> Pat
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=dpi)
-    os.replace(tmp, path)  # a reader never sees half a PNG
-    return path
+    return _save_png(fig, path, dpi)
 
 
 def _layer_record(run) -> dict:
@@ -153,8 +148,13 @@ def plot_gradient_norms(runs, path, title: str | None = None, layers=None, dpi: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return _save_png(fig, path, dpi)
+
+
+def _save_png(fig, path, dpi) -> Path:
+    """Write ``fig`` as a PNG atomically (a reader never sees half a PNG; a crash leaves the old file)."""
+    from ._atomic_write import atomic_write
+
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=dpi)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     return path
