@@ -74,7 +74,7 @@ def _plan(N, F, K, P, itemsize):
     enough that the columns im2col writes are still in cache when the GEMM reads them (and dcols
     when col2im does), and within the workspace limit."""
     stacked = F < config.STACKED_MAX_FILTERS
-    # stacked: cols (K, P) + dW part (F, K) + the ReLU-masked dy (F, P); wide: cols + out / dyT
+    # stacked: cols (K, P) + dW part (F, K) + the ReLU-masked dy (F, P); wide: cols + out / dyp
     per_sample = ((K + F) * P + (F * K if stacked else 0)) * itemsize
     step = workspace.chunk_size(N, per_sample)
     cache_bytes = config.STACKED_CHUNK_BYTES if stacked else config.WIDE_CHUNK_BYTES
@@ -107,7 +107,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
         n0 = i * step
         m = min(step, N - n0)
         xs, ys = x[n0 : n0 + m], y3[n0 : n0 + m]
-        if stacked or m == 1:
+        if stacked:
             # per-sample GEMMs write NCHW directly; bias (and ReLU) added while y is in cache
             (cols,) = workspace.take(dt, (m * K, P))
             _ext.im2col_into(xs, cols, kh, kw, sh, sw, ph, pw, parallel.omp_threads(cols.size), True)
