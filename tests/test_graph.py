@@ -246,18 +246,6 @@ def test_activations_by_dotted_name(rng):
     np.testing.assert_allclose(acts["dense_1"], model.forward(x, training=False), rtol=1e-12)
 
 
-def test_several_outputs_predict_and_refuse_fit(rng):
-    x = fn.Input((4,))
-    h = L.Dense(4, 3)(x)
-    model = fn.Model(x, [h, L.ReLU()(h)])
-    xs = rng.standard_normal((5, 4)).astype(np.float32)
-    a, b = model.predict(xs, batch_size=2)
-    np.testing.assert_allclose(b, np.maximum(a, 0), rtol=1e-6)
-    model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="has 2 outputs; fit, evaluate and train_on_batch train a model with one"):
-        model.fit(xs, np.zeros((5, 3), np.float32), verbose=0)
-
-
 def test_two_input_model_fits_and_predicts(rng):
     x1, x2 = fn.Input((3,)), fn.Input((2,))
     model = fn.Model([x1, x2], L.Dense(5, 2)(L.Concatenate(axis=-1)([x1, x2])))

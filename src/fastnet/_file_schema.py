@@ -201,6 +201,10 @@ def _check_compile(c, err):
     _check_registered(c.get("loss"), "compile.loss", losses.LOSS_CLASSES, err)
     _check_registered(c.get("optimizer"), "compile.optimizer", OPTIMIZER_CLASSES, err, optional=True)
     names = c.get("metrics", [])
+    if isinstance(names, dict):  # several outputs: {output name: [metric names]}
+        if not all(isinstance(k, str) and isinstance(v, list) for k, v in names.items()):
+            raise err(f"compile.metrics must map output names to lists of metric names, got {names!r}")
+        names = [n for v in names.values() for n in v]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise err(f"compile.metrics must be a list of metric names, got {names!r}")
     for n in names:

@@ -26,14 +26,17 @@ from ._training_inputs import (
     _multi_input,
     _positive_int,
     _prepare,
+    _prepare_targets,
     _prepare_x,
+    _refuse_loader_for_outputs,
     _require_compiled,
-    _require_one_output,
+    _require_output_losses,
     _take,
 )
 from .callbacks import CallbackList, History
+from .output_losses import OutputLosses
 
-__all__ = ["NonFiniteLossError", "train_on_batch", "fit", "evaluate", "predict"]
+__all__ = ["NonFiniteLossError", "train_on_batch", "fit", "evaluate", "predict", "output_logs", "log_keys"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -61,22 +64,31 @@ def _light_x(model, x):
     return np.ascontiguousarray(x, dtype=model.dtype)
 
 
-def train_on_batch(model, x, y) -> float:
-    _require_compiled(model, "train_on_batch")
-    _require_one_output(model, "train_on_batch")
-    # Light checks only: this is the benchmarked hot path; layers and the loss check shapes and labels.
-    multi = _multi_input(model) and isinstance(x, (list, tuple))
-    x = [_light_x(model, a) for a in x] if multi else _light_x(model, x)
+def _light_y(y):
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise ValueError(f"train_on_batch: y must be numeric, got dtype {y.dtype}")
-    y = y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else np.ascontiguousarray(y, dtype=model.dtype)
-    first = x[0] if isinstance(x, list) else x
-    if first.ndim == 0 or y.ndim == 0 or any(a.shape[0] != y.shape[0] for a in (x if isinstance(x, list) else [x])):
+    return y
+
+
+def train_on_batch(model, x, y) -> float:
+    _require_compiled(model, "train_on_batch")
+    _require_output_losses(model, "train_on_batch")
+    # Light checks only: this is the benchmarked hot path; layers and the loss check shapes and labels.
+    multi = _multi_input(model) and isinstance(x, (list, tuple))
+    x = [_light_x(model, a) for a in x] if multi else _light_x(model, x)
+    xs = x if isinstance(x, list) else [x]
+    if getattr(model, "num_outputs", 1) > 1:  # one target array per output, fully checked (not the hot path)
+        y = ys = _prepare_targets(model, y, xs[0].shape[0] if xs[0].ndim else 0, "train_on_batch")
+    else:
+        y = _light_y(y)
+        y = y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else np.ascontiguousarray(y, dtype=model.dtype)
+        ys = [y]
+    if any(a.ndim == 0 for a in xs + ys) or any(a.shape[0] != ys[0].shape[0] for a in xs + ys):
         raise ValueError(
-            f"train_on_batch: x and y must have the same number of samples, got shapes {first.shape} and {y.shape}"
+            f"train_on_batch: x and y must have the same number of samples, got shapes {xs[0].shape} and {ys[0].shape}"
         )
-    _find_non_finite(x if isinstance(x, list) else [x], y)
+    _find_non_finite(xs, ys)
     _threads.tick()  # the automatic thread count follows the machine's load (about once a second)
     loss = model.train_step(x, y)["loss"]
     if not math.isfinite(loss):
@@ -84,15 +96,16 @@ def train_on_batch(model, x, y) -> float:
     return loss
 
 
-def _find_non_finite(xs, y) -> None:
+def _find_non_finite(xs, ys) -> None:
     """train_on_batch's NaN check: one sum per array (cheaper than an isfinite mask on the hot path);
     only a non-finite sum pays for finding the index, named as ``fit`` names it."""
     with np.errstate(over="ignore", invalid="ignore"):  # huge finite data may overflow the sum: not an error
         for i, a in enumerate(xs):
             if a.dtype.kind == "f" and not np.isfinite(a.sum()):
                 _check_finite(a, "x" if len(xs) == 1 else f"x[{i}]", "train_on_batch")
-        if y.dtype.kind == "f" and not np.isfinite(y.sum()):
-            _check_finite(y, "y", "train_on_batch")
+        for i, t in enumerate(ys):
+            if t.dtype.kind == "f" and not np.isfinite(t.sum()):
+                _check_finite(t, "y" if len(ys) == 1 else f"y[{i}]", "train_on_batch")
 
 
 # ---- progress -------------------------------------------------------------------------------------
@@ -117,21 +130,32 @@ def _bar(total, desc, verbose):
     )
 
 
+def log_keys(model) -> list[str]:
+    """The names a step's and an evaluation's logs have, in order: ``loss``, each output's
+    ``<output>_loss`` (several outputs), then the metrics."""
+    per_output = [f"{k}_loss" for k in getattr(model.loss, "names", [])]
+    return ["loss"] + per_output + [m.name for m in model.metrics]
+
+
+def output_logs(model, pred, y) -> dict:
+    """A batch's logs beside the total loss (after ``model.loss.forward(pred, y)``): each output's
+    loss for a model with several outputs, and the metrics on the loss's ``link`` of ``pred``."""
+    logs = {f"{k}_loss": float(v) for k, v in getattr(model.loss, "values", {}).items()}
+    if model.metrics:
+        linked = model.loss.link(pred)
+        logs.update({m.name: float(m(linked, y)) for m in model.metrics})
+    return logs
+
+
 class _Meter:
     """Sample-weighted running means of loss and metrics."""
 
-    def __init__(self, metrics):
-        self.metrics = metrics
+    def __init__(self, model):
+        self.keys = log_keys(model)
         self.sums: dict[str, float] = {}
         self.n = 0
         # fractions of the samples (accuracy): times n they are exact counts, summed as such
-        self._counts = {m.name for m in metrics if getattr(m, "counts", False)}
-
-    def add(self, loss, pred_linked, yb, n):
-        out = {"loss": loss}
-        for m in self.metrics:
-            out[m.name] = float(m(pred_linked, yb))
-        return self.add_logs(out, n)
+        self._counts = {m.name for m in model.metrics if getattr(m, "counts", False)}
 
     def add_logs(self, logs: dict, n: int) -> dict:
         """Add one batch's logs (numbers) weighted by its ``n`` samples; returns them as floats."""
@@ -147,7 +171,7 @@ class _Meter:
 
     def global_means(self):
         """``means()`` over every rank's samples (fastnet.distributed): totals and counts summed, then divided."""
-        sums, n = distributed.reduce_totals(self.sums, self.n, ["loss"] + [m.name for m in self.metrics])
+        sums, n = distributed.reduce_totals(self.sums, self.n, self.keys)
         return {k: s / n for k, s in sums.items()} if n else {}
 
 
@@ -161,7 +185,7 @@ def _batches(x, y, batch_size, order):
     for start in range(0, n, batch_size):
         lo, hi = distributed.local_range(min(batch_size, n - start))
         sl = slice(start + lo, start + hi) if order is None else order[start + lo : start + hi]
-        yield _take(x, sl), y[sl]
+        yield _take(x, sl), _take(y, sl)
 
 
 def _local_slice(xb, yb):
@@ -190,7 +214,11 @@ def _split_validation(x, y, fraction):
         )
     # Keras takes the last samples, before shuffling.
     cut = n - n_val
-    return _take(x, slice(None, cut)), y[:cut], (_take(x, slice(cut, None)), y[cut:])
+    return (
+        _take(x, slice(None, cut)),
+        _take(y, slice(None, cut)),
+        (_take(x, slice(cut, None)), _take(y, slice(cut, None))),
+    )
 
 
 def fit(
@@ -198,7 +226,7 @@ def fit(
 ):
     where = "fit"
     _require_compiled(model, where)
-    _require_one_output(model, where)
+    _require_output_losses(model, where)
     epochs = _positive_int(epochs, "epochs", where, minimum=0)
     initial_epoch = _positive_int(initial_epoch, "initial_epoch", where, minimum=0)
     verbose = _check_verbose(verbose, where)
@@ -211,6 +239,7 @@ def fit(
             raise ValueError("fit: y must be None when x is a DataLoader (it yields (x, y) batches)")
         if validation_split:
             raise ValueError("fit: validation_split is not supported with a DataLoader; pass validation_data")
+        _refuse_loader_for_outputs(model, where)
         n_train = int(getattr(loader, "num_samples", 0) or 0)
         batch_size = loader.batch_size
         _check_loader_sample(model, loader, where)
@@ -277,6 +306,7 @@ def _prepare_validation(model, validation_data):
     if validation_data is None:
         return None
     if _is_loader(validation_data):
+        _refuse_loader_for_outputs(model, "fit (validation_data)")
         return validation_data
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError(
@@ -298,7 +328,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
         batches = _batches(x, y, batch_size, order)
         total = _length(x)
     snapshot = [p.copy() for p in model.parameters()]  # fallback if the weights themselves diverge
-    meter = _Meter(model.metrics)
+    meter = _Meter(model)
     bar = _bar(total, f"Epoch {epoch + 1}/{epochs}", verbose)
     try:
         for i, (xb, yb) in enumerate(batches):
@@ -307,7 +337,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
                 xb = np.ascontiguousarray(xb, dtype=model.dtype)
                 yb = np.asarray(yb)
                 yb = yb.astype(np.int64, copy=False) if yb.dtype.kind in "biu" else yb.astype(model.dtype, copy=False)
-            size = len(yb)
+            size = _length(yb)
             cbs.on_batch_begin(i, {"batch": i, "size": size})
             _threads.tick()
             step_logs = model.train_step(xb, yb)
@@ -358,17 +388,18 @@ def _iter_prepared(model, data, batch_size):
 
 
 def _evaluate_prepared(model, data, batch_size, bar=None):
-    meter = _Meter(model.metrics)
+    meter = _Meter(model)
     for xb, yb in _iter_prepared(model, data, batch_size):
         loss = 0.0
-        scored = len(yb) or not distributed.active()  # distributed, a rank's slice can be empty
+        n_local = _length(yb)
+        scored = n_local or not distributed.active()  # distributed, a rank's slice can be empty
         if scored:
             pred = model.forward(xb, training=False)
             loss = float(model.loss.forward(pred, yb))
         # distributed: the batch's loss as one process computes it, from every rank's slice
-        loss, n_batch = distributed.global_batch_loss(model.loss, loss, len(yb))
+        loss, n_batch = distributed.global_batch_loss(model.loss, loss, n_local)
         if scored:
-            meter.add(loss, model.loss.link(pred) if model.metrics else pred, yb, len(yb))
+            meter.add_logs({"loss": loss, **output_logs(model, pred, yb)}, n_local)
         if bar is not None:
             bar.update(n_batch)
     return meter.global_means()
@@ -376,13 +407,14 @@ def _evaluate_prepared(model, data, batch_size, bar=None):
 
 def evaluate(model, x, y, *, batch_size, return_dict, verbose):
     where = "evaluate"
-    _require_one_output(model, where)
+    _require_output_losses(model, where)
     if model.loss is None:
         raise RuntimeError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
     verbose = _check_verbose(verbose, where) if distributed.is_main() else 0
     if _is_loader(x):
         if y is not None:
             raise ValueError(f"{where}: y must be None when x is a DataLoader")
+        _refuse_loader_for_outputs(model, where)
         data, total = x, getattr(x, "num_samples", None)
     else:
         batch_size = _positive_int(batch_size, "batch_size", where)
@@ -402,9 +434,10 @@ def evaluate(model, x, y, *, batch_size, return_dict, verbose):
         print(f"evaluate - {_fmt(logs)}", flush=True)
     if return_dict:
         return logs
-    if not model.metrics:
+    keys = log_keys(model)
+    if len(keys) == 1:
         return logs["loss"]
-    return [logs["loss"]] + [logs[m.name] for m in model.metrics]
+    return [logs[k] for k in keys]
 
 
 def predict(model, x, *, batch_size, verbose):
@@ -422,11 +455,14 @@ def predict(model, x, *, batch_size, verbose):
         batches = (_take(x, slice(s, s + batch_size)) for s in range(0, _length(x), batch_size))
         total = _length(x)
     loss_link = model.loss.link if model.loss is not None else None
+    per_output = isinstance(model.loss, OutputLosses)  # each output's own loss links it
 
     def link(out):
-        if isinstance(out, list):
-            return [link(o) for o in out]
-        return loss_link(out) if loss_link is not None else out
+        if loss_link is None:
+            return out
+        if isinstance(out, list) and not per_output:  # one loss for a list: link each output with it
+            return [loss_link(o) for o in out]
+        return loss_link(out)
 
     bar = _bar(total, "predict", verbose)
     outs = []

@@ -75,11 +75,23 @@ def _prepare_x_one(model, x, what, where):
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
-def _require_one_output(model, where: str):
+def _require_output_losses(model, where: str):
+    """A model with several outputs trains with a loss per output (compile builds one)."""
+    from .output_losses import OutputLosses
+
+    n = getattr(model, "num_outputs", 1)
+    if n > 1 and model.loss is not None and not isinstance(model.loss, OutputLosses):
+        raise ValueError(
+            f"{where}: {model.name} has {n} outputs but its loss {type(model.loss).__name__} scores one; "
+            "compile it again (compile makes a loss per output from a list, a dict or one loss)"
+        )
+
+
+def _refuse_loader_for_outputs(model, where: str):
     if getattr(model, "num_outputs", 1) > 1:
         raise ValueError(
-            f"{where}: {model.name} has {model.num_outputs} outputs; fit, evaluate and train_on_batch train "
-            "a model with one output (one loss). Build a one-output Model for training, or override train_step"
+            f"{where}: {model.name} has {model.num_outputs} outputs; a DataLoader yields one target array, "
+            "so pass x and y (a list of arrays, one per output) instead"
         )
 
 
@@ -93,17 +105,27 @@ def _prepare_y(model, y, n: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
-def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str):
-    """Run one sample through the model (eval mode) and the loss; returns possibly re-typed y."""
+def _check_against_model(model, x, y, where: str):
+    """Run one sample through the model (eval mode) and the loss; returns possibly re-typed y
+    (a list, one per output, for a model with several outputs)."""
     try:
         out = model.forward(_take(x, slice(0, 1)), training=False)
     except ValueError as e:
         shape = [tuple(a.shape[1:]) for a in x] if isinstance(x, list) else tuple(x.shape[1:])
         raise ValueError(f"{where}: input of sample shape {shape} does not fit the model: {e}") from None
-    if isinstance(out, list):
-        return y
     if y is None:
         return y
+    if not isinstance(out, list):
+        return _check_target(out, y, model.loss, where)
+    losses = getattr(model.loss, "losses", [None] * len(out))
+    return [
+        _check_target(o, t, loss, f"{where} (output {name!r})")
+        for o, t, loss, name in zip(out, y, losses, model.output_names, strict=True)
+    ]
+
+
+def _check_target(out, y, loss, where: str):
+    """One output's targets against one sample's prediction ``out`` and its ``loss``."""
     n_out = out.shape[-1] if out.ndim == 2 else None
     if y.ndim == 2 and y.shape[1] == 1 and n_out is not None and n_out > 1 and np.all(y == np.round(y)):
         y = y[:, 0]  # Keras-style (N, 1) class ids, as the losses accept them
@@ -122,9 +144,9 @@ def _check_against_model(model, x: np.ndarray, y: np.ndarray | None, where: str)
             f"{where}: target shape per sample {tuple(y.shape[1:])} does not match the model's output "
             f"shape per sample {tuple(out.shape[1:])}"
         )
-    if model.loss is not None:
+    if loss is not None:
         try:
-            model.loss.forward(out, y[:1])
+            loss.forward(out, y[:1])
         except ValueError as e:
             raise ValueError(f"{where}: targets do not fit the loss: {e}") from None
     return y
@@ -142,9 +164,25 @@ def _check_loader_sample(model, loader, where: str) -> None:
     _check_against_model(model, np.ascontiguousarray(xs, dtype=model.dtype), ys, where)
 
 
+def _prepare_targets(model, y, n: int, where: str):
+    """``y`` as arrays: one, or a list of one per output for a model with several outputs."""
+    outputs = getattr(model, "num_outputs", 1)
+    if outputs == 1:
+        return _prepare_y(model, y, n, where)
+    if not isinstance(y, (list, tuple)) or len(y) != outputs:
+        got = f"a list of {len(y)}" if isinstance(y, (list, tuple)) else type(y).__name__
+        raise ValueError(
+            f"{where}: {model.name} has {outputs} outputs {model.output_names}; pass y as a list of "
+            f"{outputs} arrays (one per output), got {got}"
+        )
+    return [
+        _prepare_y(model, t, n, f"{where} (output {name!r})") for t, name in zip(y, model.output_names, strict=True)
+    ]
+
+
 def _prepare(model, x, y, where: str):
     x = _prepare_x(model, x, where)
-    y = _prepare_y(model, y, _length(x), where) if y is not None else None
+    y = _prepare_targets(model, y, _length(x), where) if y is not None else None
     y = _check_against_model(model, x, y, where)
     return x, y
 

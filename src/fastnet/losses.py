@@ -26,7 +26,16 @@ import numpy as np
 from ._kernels import ops
 from ._kernels.dtypes import FLOAT_DTYPES
 
-__all__ = ["Loss", "MSE", "QuadraticLoss", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "get", "from_config"]
+__all__ = [
+    "Loss",
+    "MSE",
+    "QuadraticLoss",
+    "BinaryCrossEntropy",
+    "SoftmaxCrossEntropy",
+    "OutputLosses",
+    "get",
+    "from_config",
+]
 
 REDUCTIONS = ("mean", "sum", "batchmean")
 
@@ -360,3 +369,7 @@ def from_config(config: dict) -> Loss:
     if cls is None:
         raise ValueError(f"unknown loss class {config['class_name']!r}; expected one of {sorted(LOSS_CLASSES)}")
     return cls(**config.get("config", {}))
+
+
+# last: it subclasses Loss (and so registers itself in LOSS_CLASSES for from_config)
+from .output_losses import OutputLosses  # noqa: E402

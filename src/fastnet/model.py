@@ -38,8 +38,9 @@ class Model(Trainer, Layer):
     in a ``Sequential``. Layers get Keras-style unique names in the model (``conv2d``, ``conv2d_1``,
     or the ``name=`` they were given), used by ``state_dict`` (dotted, ``block1.conv1.weight``),
     ``summary`` and ``activations``. A layer called twice shares its weights; its gradients are the
-    sum over both calls. Several outputs: ``forward``/``predict`` return a list; ``fit``,
-    ``evaluate`` and ``train_on_batch`` refuse them (one loss trains one output).
+    sum over both calls. Several outputs: ``forward``/``predict`` return a list; ``compile`` takes a
+    loss per output (a list, or a dict by ``output_names``) or one loss for all, and ``fit`` /
+    ``evaluate`` / ``train_on_batch`` take ``y`` as a list of arrays, one per output.
     """
 
     default_name = "model"
@@ -132,6 +133,21 @@ class Model(Trainer, Layer):
     @property
     def num_outputs(self) -> int:
         return len(self._current_plan(False).outputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        """One name per output: its layer's name (``dense_1``; ``dense_1_2`` for a shared layer's third
+        call), made unique. The names of a several-output model's losses and logs (``dense_1_loss``)."""
+        plan = self._current_plan(False)
+        names: list[str] = []
+        for i in plan.outputs:
+            base = plan.labels[i].replace(":", "_")
+            name, k = base, 0
+            while name in names:
+                k += 1
+                name = f"{base}_{k}"
+            names.append(name)
+        return names
 
     def get_layer(self, name: str) -> Layer:
         """The layer of this model called ``name`` (its own layers, not nested ones)."""

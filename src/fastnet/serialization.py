@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from . import _resume
+from . import _compile_outputs, _resume
 
 __all__ = ["save_model", "load", "FORMAT_NAME", "GRAPH_FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -83,7 +83,7 @@ def model_config(model) -> dict:
     if model.loss is not None:
         compiled = {
             "loss": model.loss.get_config(),
-            "metrics": [m.name for m in model.metrics],
+            "metrics": _compile_outputs.metrics_config(model),
             "optimizer": model.optimizer.get_config() if model.optimizer is not None else None,
             "fused": bool(model._fuse),
         }
@@ -213,12 +213,12 @@ def load(path):
     compiled = config.get("compile")
     if compiled is not None:
         from . import losses as _losses
-        from . import metrics as _metrics
         from . import optim as _optim
 
         try:
-            loss = _losses.from_config(compiled["loss"])
-            metrics = [_metrics.get(name) for name in compiled.get("metrics", [])]
+            where = f"load: {path!r}"
+            loss = _compile_outputs.resolve_loss(model, _losses.from_config(compiled["loss"]), None, where)
+            metrics = _compile_outputs.resolve_metrics(model, compiled.get("metrics", []), where)
             optimizer = _optim.from_config(compiled["optimizer"]) if compiled.get("optimizer") is not None else None
             if optimizer is not None:
                 opt_state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import _training, distributed
+from ._training_inputs import _length
 
 __all__ = ["Trainer"]
 
@@ -20,27 +21,27 @@ class Trainer:
     """Mixed into :class:`fastnet.Model` (and so ``Sequential``); expects the model's graph API."""
 
     # ---- compile and fusion -------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, fuse: bool = True):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, fuse: bool = True, loss_weights=None):
         """Attach an optimizer, a loss and metrics; each may be a name or an object.
+
+        A model with several outputs takes a loss per output (a list in ``output_names`` order, or
+        a dict by output name) or one loss for all of them, ``loss_weights`` (a list or dict; the
+        trained loss is the weighted sum) and ``metrics`` as a list for every output or a dict by
+        output name; ``fit`` then takes ``y`` as a list of arrays, one per output, and logs
+        ``<output>_loss`` and ``<output>_<metric>`` beside the total ``loss``.
 
         ``fuse=True`` also rewrites the model's plan once: each linear Dense whose only consumer is
         an elementwise activation layer, and each Conv2D followed only by a ReLU, run as one fused
         kernel call (see ``fuse()``). Results are the same.
         """
-        from . import losses as _losses
-        from . import metrics as _metrics
+        from . import _compile_outputs
         from . import optim as _optim
 
         where = f"{type(self).__name__}.compile"
-        if loss is None:
-            raise ValueError(f"{where}: loss is required, e.g. loss='softmax_cross_entropy'")
-        if metrics is not None and (isinstance(metrics, str) or callable(metrics)):
-            metrics = [metrics]
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise ValueError(f"{where}: metrics must be a list of names or callables, got {metrics!r}")
+        loss_fn = _compile_outputs.resolve_loss(self, loss, loss_weights, where)
+        metric_fns = _compile_outputs.resolve_metrics(self, metrics, where)
         self.optimizer = _optim.get(optimizer)
-        self.loss = _losses.get(loss)
-        self.metrics = [_metrics.get(m) for m in (metrics or [])]
+        self.loss, self.metrics = loss_fn, metric_fns
         if fuse:
             self.fuse()
         return self
@@ -90,7 +91,7 @@ class Trainer:
         an override keeps that by calling ``distributed.agree_loss`` and ``reduce_gradients`` too.
         """
         self.zero_grad()  # once per step: a layer used twice adds both uses into its grads
-        n = len(y)
+        n = _length(y)  # y is a list (one array per output) for a model with several outputs
         pred = ctx = None
         loss = 0.0
         # distributed, a rank's slice of a short last batch can be empty: it still takes part
@@ -99,7 +100,7 @@ class Trainer:
             try:
                 loss = float(self.loss.forward(pred, y))
             except ValueError:
-                if np.isfinite(pred).all():
+                if all(np.isfinite(p).all() for p in (pred if isinstance(pred, list) else [pred])):
                     raise
                 loss = math.nan  # the model's output diverged (losses reject non-finite predictions)
         loss = distributed.agree_loss(self, loss, n)  # the global batch's loss; a no-op without MPI
@@ -111,9 +112,8 @@ class Trainer:
         slots = self.param_slots()
         distributed.reduce_gradients(self, [g for _, _, g, _ in slots])  # summed over ranks
         self.optimizer.step(slots)
-        if self.metrics and n:
-            linked = self.loss.link(pred)
-            logs.update({m.name: float(m(linked, y)) for m in self.metrics})
+        if n:
+            logs.update(_training.output_logs(self, pred, y))
         return logs
 
     def train_on_batch(self, x, y) -> float:

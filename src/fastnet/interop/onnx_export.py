@@ -136,15 +136,17 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, input_shape=None, dtype=None):
     probe = [np.zeros((1, *s), dtype=model.dtype) for s in shapes]
     outs = model.forward(probe if len(probe) > 1 else probe[0], training=False)
     out_shapes = [o.shape[1:] for o in (outs if isinstance(outs, list) else [outs])]
-    link = link_activation(model.loss)
+    # predict applies the loss's link to every output (each output's own loss with several outputs)
+    per_output = getattr(model.loss, "losses", None)
+    links = [link_activation(x) for x in per_output] if per_output else [link_activation(model.loss)] * len(out_shapes)
 
     g = OnnxGraph(onnx, dtype, opset)
     in_names, out_names = list(model.input_names), output_names(len(out_shapes))
     for name in in_names + out_names:
         g.fresh(name)
     ys = emit_model(g, model, in_names)
-    for i, (y, name) in enumerate(zip(ys, out_names, strict=True)):
-        if link is not None:  # predict applies the loss's link to every output
+    for i, (y, name, link) in enumerate(zip(ys, out_names, links, strict=True)):
+        if link is not None:
             y = activation(g, link, 0.0, y, f"link_{i}" if i else "link")
         g.op("Identity", [y], name, output=name)
 
