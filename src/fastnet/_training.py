@@ -33,10 +33,11 @@ from ._training_inputs import (
     _require_output_losses,
     _take,
 )
+from ._training_logs import Meter, log_keys, output_logs
 from .callbacks import CallbackList, History
 from .output_losses import OutputLosses
 
-__all__ = ["NonFiniteLossError", "train_on_batch", "fit", "evaluate", "predict", "output_logs", "log_keys"]
+__all__ = ["NonFiniteLossError", "train_on_batch", "fit", "evaluate", "predict"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -128,51 +129,6 @@ def _bar(total, desc, verbose):
         mininterval=0.2,
         file=sys.stdout,
     )
-
-
-def log_keys(model) -> list[str]:
-    """The names a step's and an evaluation's logs have, in order: ``loss``, each output's
-    ``<output>_loss`` (several outputs), then the metrics."""
-    per_output = [f"{k}_loss" for k in getattr(model.loss, "names", [])]
-    return ["loss"] + per_output + [m.name for m in model.metrics]
-
-
-def output_logs(model, pred, y) -> dict:
-    """A batch's logs beside the total loss (after ``model.loss.forward(pred, y)``): each output's
-    loss for a model with several outputs, and the metrics on the loss's ``link`` of ``pred``."""
-    logs = {f"{k}_loss": float(v) for k, v in getattr(model.loss, "values", {}).items()}
-    if model.metrics:
-        linked = model.loss.link(pred)
-        logs.update({m.name: float(m(linked, y)) for m in model.metrics})
-    return logs
-
-
-class _Meter:
-    """Sample-weighted running means of loss and metrics."""
-
-    def __init__(self, model):
-        self.keys = log_keys(model)
-        self.sums: dict[str, float] = {}
-        self.n = 0
-        # fractions of the samples (accuracy): times n they are exact counts, summed as such
-        self._counts = {m.name for m in model.metrics if getattr(m, "counts", False)}
-
-    def add_logs(self, logs: dict, n: int) -> dict:
-        """Add one batch's logs (numbers) weighted by its ``n`` samples; returns them as floats."""
-        self.n += n
-        out = {}
-        for k, v in logs.items():
-            out[k] = float(v)
-            self.sums[k] = self.sums.get(k, 0.0) + (round(out[k] * n) if k in self._counts else out[k] * n)
-        return out
-
-    def means(self):
-        return {k: s / self.n for k, s in self.sums.items()} if self.n else {}
-
-    def global_means(self):
-        """``means()`` over every rank's samples (fastnet.distributed): totals and counts summed, then divided."""
-        sums, n = distributed.reduce_totals(self.sums, self.n, self.keys)
-        return {k: s / n for k, s in sums.items()} if n else {}
 
 
 # ---- fit --------------------------------------------------------------------------------------------
@@ -328,7 +284,7 @@ def _train_epoch(model, x, y, loader, batch_size, shuffle, epoch, epochs, verbos
         batches = _batches(x, y, batch_size, order)
         total = _length(x)
     snapshot = [p.copy() for p in model.parameters()]  # fallback if the weights themselves diverge
-    meter = _Meter(model)
+    meter = Meter(model)
     bar = _bar(total, f"Epoch {epoch + 1}/{epochs}", verbose)
     try:
         for i, (xb, yb) in enumerate(batches):
@@ -388,7 +344,7 @@ def _iter_prepared(model, data, batch_size):
 
 
 def _evaluate_prepared(model, data, batch_size, bar=None):
-    meter = _Meter(model)
+    meter = Meter(model)
     for xb, yb in _iter_prepared(model, data, batch_size):
         loss = 0.0
         n_local = _length(yb)

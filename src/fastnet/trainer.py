@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _training, distributed
 from ._training_inputs import _length
+from ._training_logs import output_logs
 
 __all__ = ["Trainer"]
 
@@ -113,7 +114,7 @@ class Trainer:
         distributed.reduce_gradients(self, [g for _, _, g, _ in slots])  # summed over ranks
         self.optimizer.step(slots)
         if n:
-            logs.update(_training.output_logs(self, pred, y))
+            logs.update(output_logs(self, pred, y))
         return logs
 
     def train_on_batch(self, x, y) -> float:
