@@ -68,6 +68,13 @@ WIDE_CHUNK_BYTES = 8 << 20
 # scheduling. Not a function of the thread count, so results are not either.
 CONV_MIN_CHUNKS = 8
 
+# Stride-1 3x3 convolutions with at least this many input and output channels go through
+# Winograd F(2x2, 3x3) (``fast/winograd.py``); None: never.
+WINOGRAD_MIN_CHANNELS = 1
+# Winograd runs each task's samples in passes of V and M (16 * (C + F) * tiles floats per sample)
+# of at most this many bytes, so the GEMMs read them from cache.
+WINOGRAD_CHUNK_BYTES = 1 << 20
+
 # --- scratch memory (workspace.py) ----------------------------------------------------------
 # Default byte limit of the per-thread convolution workspace (FASTNET_WORKSPACE_MB overrides):
 # a memory bound, not a speed knob. The chunk sizes above (8 MiB) are what keeps the columns in

@@ -1,0 +1,163 @@
+"""The four tile transforms of Winograd F(2x2, 3x3) (``fast/winograd.py``), as serial Numba kernels.
+
+Each is the loop form of one einsum of ``reference/winograd.py`` with the constant 0/+-1 matrices
+written out as additions. They run inside a task of ``_kernels/tasks.py`` on one sample chunk
+(``nogil``: the threads of the team run them side by side), so they have no parallel variant.
+
+The Winograd-domain arrays are (16, channels, m*T): row xi = 4*i + j of the 4x4 domain, then the
+channel, then the chunk's tiles ordered (sample, tile row, tile column), T = th*tw per sample.
+Every transform is two passes (rows, then columns of the 4x4 tiles) whose innermost loops run over
+tiles with unit-stride (or stride-2) access and plain indexing, so they vectorise; no array views
+inside the loops (each one costs a reference count). The first version, one tile at a time with 16
+scattered loads/stores, was 2-4x slower per transform (2026-12-01, single thread).
+Each (sample, channel) plane is copied into a zero-padded (2*th + 2, 2*tw + 2) scratch plane
+first, so the tile loops need no bounds checks (the padding and the overhang read zeros).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+
+
+@jit
+def input_tiles(x, ph, pw, th, tw, v):
+    """v[:, c, n*T + t] = B^T d B for tile t of x[n, c] (d: its 4x4 block of the padded input)."""
+    m, C, H, W = x.shape
+    T = th * tw
+    buf = np.zeros((2 * th + 2, 2 * tw + 2), dtype=x.dtype)  # the padding stays zero: only x is copied in
+    e = np.empty((2 * th + 2, 4, tw), dtype=x.dtype)  # every padded row, B over its columns, per tile
+    for n in range(m):
+        for c in range(C):
+            for h in range(H):
+                for k in range(W):
+                    buf[ph + h, pw + k] = x[n, c, h, k]
+            for r in range(2 * th + 2):
+                for tj in range(tw):
+                    a, b_ = buf[r, 2 * tj], buf[r, 2 * tj + 1]
+                    c_, d = buf[r, 2 * tj + 2], buf[r, 2 * tj + 3]
+                    e[r, 0, tj] = a - c_
+                    e[r, 1, tj] = b_ + c_
+                    e[r, 2, tj] = c_ - b_
+                    e[r, 3, tj] = b_ - d
+            for ti in range(th):  # then B^T over the 4 rows of each tile, column j of the domain
+                t0 = n * T + ti * tw
+                r = 2 * ti
+                for j in range(4):
+                    for tj in range(tw):
+                        v[j, c, t0 + tj] = e[r, j, tj] - e[r + 2, j, tj]
+                        v[4 + j, c, t0 + tj] = e[r + 1, j, tj] + e[r + 2, j, tj]
+                        v[8 + j, c, t0 + tj] = e[r + 2, j, tj] - e[r + 1, j, tj]
+                        v[12 + j, c, t0 + tj] = e[r + 1, j, tj] - e[r + 3, j, tj]
+
+
+@jit
+def output_tiles(mm, b, relu, th, tw, y):
+    """y[n, f] = A^T M A per tile (+ b[f], then max(., 0) when ``relu``), cropped to y's OH x OW."""
+    m, F, OH, OW = y.shape
+    T = th * tw
+    q = np.empty((2, 4, T), dtype=y.dtype)  # A^T over the rows of every tile of the sample
+    out = np.empty(2 * tw, dtype=y.dtype)  # one output row before cropping to OW
+    for n in range(m):
+        t0 = n * T
+        for f in range(F):
+            bf = b[f]
+            for j in range(4):
+                for t in range(T):
+                    m1, m2 = mm[4 + j, f, t0 + t], mm[8 + j, f, t0 + t]
+                    q[0, j, t] = mm[j, f, t0 + t] + m1 + m2
+                    q[1, j, t] = m1 - m2 - mm[12 + j, f, t0 + t]
+            for oh in range(OH):
+                ti, a = oh // 2, oh % 2
+                for tj in range(tw):  # then A over the columns
+                    t = ti * tw + tj
+                    s1, s2 = q[a, 1, t], q[a, 2, t]
+                    out[2 * tj] = q[a, 0, t] + s1 + s2 + bf
+                    out[2 * tj + 1] = s1 - s2 - q[a, 3, t] + bf
+                if relu:  # max(v, 0) that keeps a NaN, like np.maximum
+                    for k in range(OW):
+                        y[n, f, oh, k] = 0 if out[k] < 0 else out[k]
+                else:
+                    for k in range(OW):
+                        y[n, f, oh, k] = out[k]
+
+
+@jit
+def output_grad_tiles(dy, y, relu, th, tw, dm, db):
+    """dm[:, f, t] = A g A^T (the adjoint of :func:`output_tiles`), g the tile's 2x2 of dy, times
+    ReLU's mask y > 0 when ``relu``, zero beyond OH x OW. db[f] = the sum of those g."""
+    m, F, OH, OW = dy.shape
+    T = th * tw
+    g = np.zeros(2 * tw, dtype=dy.dtype)  # one row of masked dy; the overhang stays zero
+    p = np.zeros((2, 4, T), dtype=dy.dtype)  # A over the columns; rows beyond OH stay zero
+    for f in range(F):
+        db[f] = 0
+    for n in range(m):
+        t0 = n * T
+        for f in range(F):
+            acc = 0.0
+            for oh in range(OH):
+                ti, a = oh // 2, oh % 2
+                if relu:  # ReLU's gradient: 0 at y <= 0 (and at a NaN y)
+                    for k in range(OW):
+                        g[k] = dy[n, f, oh, k] if y[n, f, oh, k] > 0 else 0
+                else:
+                    for k in range(OW):
+                        g[k] = dy[n, f, oh, k]
+                row_sum = g[0] * 0  # in dy's dtype, so the loop vectorises; rows are short
+                for k in range(OW):
+                    row_sum += g[k]
+                acc += row_sum
+                for tj in range(tw):
+                    g0, g1 = g[2 * tj], g[2 * tj + 1]
+                    t = ti * tw + tj
+                    p[a, 0, t] = g0
+                    p[a, 1, t] = g0 + g1
+                    p[a, 2, t] = g0 - g1
+                    p[a, 3, t] = -g1
+            db[f] += acc
+            for j in range(4):  # then A over the rows: rows 0..3 of the domain from the 2 rows
+                for t in range(T):
+                    p0, p1 = p[0, j, t], p[1, j, t]
+                    dm[j, f, t0 + t] = p0
+                    dm[4 + j, f, t0 + t] = p0 + p1
+                    dm[8 + j, f, t0 + t] = p0 - p1
+                    dm[12 + j, f, t0 + t] = -p1
+
+
+@jit
+def input_grad_tiles(dv, ph, pw, th, tw, dx):
+    """dx[n, c] = the adjoint of :func:`input_tiles`: B dV B^T per tile, overlap-added over the
+    padded plane (tiles overlap by 2), cropped to dx's H x W."""
+    m, C, H, W = dx.shape
+    T = th * tw
+    buf = np.empty((2 * th + 2, 2 * tw + 2), dtype=dx.dtype)
+    e = np.empty((4, 4, T), dtype=dx.dtype)  # B over the rows of every tile: (row, column j, tile)
+    for n in range(m):
+        t0 = n * T
+        for c in range(C):
+            for j in range(4):
+                for t in range(T):
+                    a, b_ = dv[j, c, t0 + t], dv[4 + j, c, t0 + t]
+                    c_, d = dv[8 + j, c, t0 + t], dv[12 + j, c, t0 + t]
+                    e[0, j, t] = a
+                    e[1, j, t] = b_ - c_ + d
+                    e[2, j, t] = c_ + b_ - a
+                    e[3, j, t] = -d
+            buf[:] = 0
+            for ti in range(th):
+                for r in range(4):  # then B^T over the columns, added into padded row 2*ti + r
+                    h = 2 * ti + r
+                    # column 2*tj gets tile tj's column 0 and tile tj-1's column 2 (tiles overlap by 2)
+                    for tj in range(tw):
+                        t = ti * tw + tj
+                        buf[h, 2 * tj] += e[r, 0, t]
+                        buf[h, 2 * tj + 1] += e[r, 1, t] - e[r, 2, t] + e[r, 3, t]
+                    for tj in range(tw):
+                        t = ti * tw + tj
+                        buf[h, 2 * tj + 2] += e[r, 2, t] + e[r, 1, t] - e[r, 0, t]
+                        buf[h, 2 * tj + 3] -= e[r, 3, t]
+            for h in range(H):
+                for k in range(W):
+                    dx[n, c, h, k] = buf[ph + h, pw + k]
