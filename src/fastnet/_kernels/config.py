@@ -70,7 +70,8 @@ CONV_MIN_CHUNKS = 8
 
 # Stride-1 3x3 convolutions with at least this many input and output channels go through
 # Winograd F(2x2, 3x3) (``fast/winograd.py``); None: never.
-WINOGRAD_MIN_CHANNELS = 1
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_OUTPUT = 8
 # Winograd runs each task's samples in passes of V and M (16 * (C + F) * tiles floats per sample)
 # of at most this many bytes, so the GEMMs read them from cache.
 WINOGRAD_CHUNK_BYTES = 1 << 20

@@ -97,7 +97,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     N, C = x.shape[:2]
     F = w.shape[0]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
-    if winograd.applies(C, F, (kh, kw), (sh, sw)):
+    if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
         return winograd.conv2d_forward(x, w, b, (ph, pw), relu)
     K, P = C * kh * kw, oh * ow
     w2 = w.reshape(F, K)
@@ -142,7 +142,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         if y is None or np.shape(y) != dy.shape:
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
         y3 = _float(y, dt).reshape(N, F, P)
-    if winograd.applies(C, F, (kh, kw), (sh, sw)):
+    if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
         ys = None if y3 is None else y3.reshape(dy.shape)
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     w2 = w.reshape(F, K)

@@ -34,14 +34,15 @@ from ._winograd_tiles import input_grad_tiles, input_tiles, output_grad_tiles, o
 __all__ = ["applies", "conv2d_forward", "conv2d_backward"]
 
 
-def applies(C: int, F: int, kernel, stride) -> bool:
-    """True when ``fast/conv.py`` sends this convolution here: 3x3, stride 1, and the channel
-    counts where it was measured to beat im2col (``config.WINOGRAD_MIN_CHANNELS``)."""
+def applies(C: int, F: int, kernel, stride, out_hw) -> bool:
+    """True when ``fast/conv.py`` sends this convolution here: 3x3, stride 1, and the shapes where
+    it was measured to beat im2col (``config.WINOGRAD_MIN_CHANNELS``, ``config.WINOGRAD_MIN_OUTPUT``)."""
     return (
         tuple(kernel) == (3, 3)
         and tuple(stride) == (1, 1)
         and config.WINOGRAD_MIN_CHANNELS is not None
         and min(C, F) >= config.WINOGRAD_MIN_CHANNELS
+        and min(out_hw) >= config.WINOGRAD_MIN_OUTPUT
     )
 
 
