@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from . import config
 from .config import PARALLEL_MIN_ELEMENTS
 from .dtypes import FLOAT_DTYPES
 
@@ -100,6 +101,13 @@ def _calls(dt, n):
         ("conv2d_backward", (r(1, 3, oh, oh), xi, wc, (1, 1), (0, 0))),
         ("im2col", (xi, (3, 3), (1, 1), (0, 0))),
         ("col2im", (r(2 * 9, oh * oh), xi.shape, (3, 3), (1, 1), (0, 0))),
+    ]
+    # a stride-1 3x3 layer wide enough for Winograd (fast/winograd.py): its Numba tile transforms
+    wc_, ws = max(1, config.WINOGRAD_MIN_CHANNELS or 1), config.WINOGRAD_MIN_OUTPUT
+    xw, ww = r(1, wc_, ws + 2, ws + 2), r(wc_, wc_, 3, 3)
+    calls += [
+        ("conv2d_forward", (xw, ww, r(wc_), (1, 1), (0, 0))),
+        ("conv2d_backward", (r(1, wc_, ws, ws), xw, ww, (1, 1), (0, 0))),
     ]
     ph = side // 2
     argmax = np.zeros((1, 2, ph, ph), dtype=np.int64)  # every window's max at (0, 0): a valid scatter
