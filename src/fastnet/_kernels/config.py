@@ -68,12 +68,30 @@ WIDE_CHUNK_BYTES = 8 << 20
 # scheduling. Not a function of the thread count, so results are not either.
 CONV_MIN_CHUNKS = 8
 
-# Stride-1 3x3 convolutions with at least this many input and output channels go through
-# Winograd F(2x2, 3x3) (``fast/winograd.py``); None: never.
+# --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------
+# Stride-1 3x3 convolutions with at least WINOGRAD_MIN_CHANNELS input and output channels and
+# outputs of at least WINOGRAD_MIN_OUTPUT x WINOGRAD_MIN_OUTPUT go through Winograd; the rest (and
+# WINOGRAD_MIN_CHANNELS = None) through im2col. Measured 2026-12-01 on the 2-core machine while a
+# training run kept both cores busy (so: single thread, time.process_time medians of 15 interleaved
+# repeats after warm-up, float32, batch 128, fwd + bwd with dx; GFLOP/s counts direct-convolution
+# FLOPs, 3 x 2*N*F*C*9*OH*OW; a 1024^3 float32 GEMM ran at ~85 GFLOP/s meanwhile):
+#     layer                    im2col ms (GFLOP/s)   Winograd ms (GFLOP/s)
+#     16->16 28x28 pad 1       60.7 (22.8)           40.7 (34.1)   ResNet-20 stage 1
+#     32->32 14x14 pad 1       39.8 (34.8)           25.7 (53.9)   stage 2
+#     64->64  7x7  pad 1       28.8 (48.2)           29.1 (47.7)   stage 3: no gain (tiles overhang 8x8 over 7x7)
+#     32->64 26x26 pad 0      148.5 (54.9)          112.1 (72.8)   M4's second convolution
+#     64->64  8x8 / 9x9 pad 1  44.6 / 54.5          34.2 / 46.3
+#     1->32, 1->16, 3->16 28x28 (no dx), 8->8 28x28: Winograd 1.1-3.5x slower (too little GEMM work per
+#     transformed element)
+# The benchmark of the same comparison (wall clock, for an idle machine):
+#     python -m pytest benchmarks/bench_kernels.py -k conv_engine --benchmark-only --fn-threads 1
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_OUTPUT = 8
 # Winograd runs each task's samples in passes of V and M (16 * (C + F) * tiles floats per sample)
-# of at most this many bytes, so the GEMMs read them from cache.
+# of at most this many bytes, so the GEMMs and the transforms find them in cache. Whole fwd + bwd,
+# same conditions as above, 256 KiB / 512 KiB / 1 MiB / 2 MiB: 16->16 28x28 45.9 / 44.8 / 39.8 / 42.9 ms,
+# 32->32 14x14 39.9 / 31.3 / 27.6 / 35.6, 64->64 7x7 36.8 / 33.7 / 33.3 / 40.0, 32->64 26x26 120 / 116 /
+# 116 / 127 (and 139 ms with 8 MiB passes).
 WINOGRAD_CHUNK_BYTES = 1 << 20
 
 # --- scratch memory (workspace.py) ----------------------------------------------------------

@@ -8,6 +8,10 @@ descheduled thread holds back one chunk; inside a task every kernel is serial. B
 dW and db part per chunk and sums them in chunk order: the result is the same at any thread count.
 A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
+Stride-1 3x3 layers with enough channels and outputs (``winograd.applies``, the rule measured in
+``config.py``) go to Winograd F(2x2, 3x3) instead (``fast/winograd.py``, same chunking and determinism);
+im2col stays the general path.
+
 Two layouts inside a chunk, picked by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
 "wide" (F >= 16, e.g. 32->64 3x3): the columns are the contract's ``cols (K, m*P)``, K = C*KH*KW
