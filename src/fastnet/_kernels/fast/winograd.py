@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import config, tasks, workspace
 from ..reference.winograd import tiles, weight_grad, weight_transform
-from ._winograd_tiles import input_grad_tiles, input_tiles, output_grad_tiles, output_tiles
+from . import _winograd_tiles as tiles_  # the module: Numba globals here would hide np.matmul from step_hooks
 
 __all__ = ["applies", "conv2d_forward", "conv2d_backward"]
 
@@ -82,9 +82,9 @@ def conv2d_forward(x, w, b, padding, relu):
         for n0 in range(i * step, min(N, (i + 1) * step), sub):
             m = min(sub, N - n0)
             v, mm = workspace.take(x.dtype, (16, C, m * T), (16, F, m * T))
-            input_tiles(x[n0 : n0 + m], ph, pw, th, tw, v)
+            tiles_.input_tiles(x[n0 : n0 + m], ph, pw, th, tw, v)
             np.matmul(u, v, out=mm)
-            output_tiles(mm, b, relu, th, tw, y[n0 : n0 + m])
+            tiles_.output_tiles(mm, b, relu, th, tw, y[n0 : n0 + m])
 
     tasks.run(chunk, -(-N // step))
     return y
@@ -111,14 +111,14 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
         for n0 in range(i * step, min(N, (i + 1) * step), sub):
             m = min(sub, N - n0)
             v, dm, du, db = workspace.take(dt, (16, C, m * T), (16, F, m * T), (16, F, C), (F,))
-            input_tiles(x[n0 : n0 + m], ph, pw, th, tw, v)
-            output_grad_tiles(dy[n0 : n0 + m], mask[n0 : n0 + m], relu, th, tw, dm, db)
+            tiles_.input_tiles(x[n0 : n0 + m], ph, pw, th, tw, v)
+            tiles_.output_grad_tiles(dy[n0 : n0 + m], mask[n0 : n0 + m], relu, th, tw, dm, db)
             np.matmul(dm, v.transpose(0, 2, 1), out=du)
             du_parts[i] += du
             db_parts[i] += db
             if dx is not None:
                 np.matmul(ut, dm, out=v)  # dV overwrites V (no longer needed): forward's memory bound holds
-                input_grad_tiles(v, ph, pw, th, tw, dx[n0 : n0 + m])
+                tiles_.input_grad_tiles(v, ph, pw, th, tw, dx[n0 : n0 + m])
 
     tasks.run(task, n_chunks)
     return dx, weight_grad(du_parts.sum(axis=0), w.shape, dt), db_parts.sum(axis=0)
