@@ -8,7 +8,7 @@ the paper's CIFAR runs, shortened: SGD with momentum 0.9, weight decay 5e-4, bat
 same schedule), augmentation by random shifts of up to 2 pixels and horizontal flips. The test split
 is only evaluated, never used to choose anything: the reported accuracy is the last epoch's.
 
-    python examples/fashion_resnet.py [--epochs 30] [--depth 20] [--limit N] [--threads 2] [--out r20.npz]
+    python examples/fashion_resnet.py [--epochs 15] [--depth 20] [--limit N] [--threads 2] [--out r20.npz]
                                       [--resume r20.npz] [--plot curves.png] [--data-dir DIR]
 
 Fashion-MNIST is read from --data-dir, $FASTNET_DATA, ../shared/data, ~/.fastnet/datasets or
@@ -53,7 +53,7 @@ class EpochTimer(fn.callbacks.Callback):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=30, help="total epochs of the schedule (default 30)")
+    p.add_argument("--epochs", type=int, default=15, help="total epochs of the schedule (default 15)")
     p.add_argument("--depth", type=int, default=20, help="6n + 2 (default 20)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
