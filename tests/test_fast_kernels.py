@@ -237,6 +237,53 @@ def test_dropout(shape, dtype, seed, p, kind):
     close_all(run("dropout_backward", x, mask, 1.0 / (1.0 - p)), dtype)
 
 
+@SETTINGS
+@given(
+    shape=st.lists(dim, min_size=1, max_size=4),
+    key=st.integers(0, 2**64 - 1),
+    p=st.sampled_from([0.0, 0.1, 0.5, 0.9]),
+)
+def test_dropout_mask_equals_its_twin_bit_for_bit(shape, key, p):
+    fast, ref = run("dropout_mask", key, tuple(shape), p)
+    assert fast.dtype == ref.dtype == np.uint8 and fast.shape == tuple(shape)
+    np.testing.assert_array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, kconfig.BLOCK - 1, kconfig.BLOCK + 1, PARALLEL_MIN_ELEMENTS + 1001])
+def test_dropout_mask_is_the_same_at_every_thread_count(keep_threads, n):
+    import fastnet as fn
+
+    ref = kernel("dropout_mask", "numpy")(2**64 - 3, (n,), 0.3)
+    for count in (1, 2, 3):
+        fn.set_num_threads(count)
+        np.testing.assert_array_equal(kernel("dropout_mask", "fast")(2**64 - 3, (n,), 0.3), ref)
+
+
+@pytest.mark.parametrize("backend_name", ["fast", "numpy"])
+def test_dropout_mask_statistics(backend_name):
+    mask = kernel("dropout_mask", backend_name)
+    n = 200_000
+    for p in (0.1, 0.5, 0.9):
+        m = mask(7, (n,), p).astype(np.float64)
+        assert abs(m.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n)  # 5 standard deviations
+    m = mask(7, (n,), 0.5).astype(np.float64) - 0.5
+    # the two halves of one hash, neighbours across hashes, and the next key are uncorrelated
+    for a, b in ((m[0::2], m[1::2]), (m[1:-1:2], m[2::2]), (m, mask(8, (n,), 0.5) - 0.5)):
+        assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(a.size)
+    assert mask(7, (n,), 0.0).all() and not mask(7, (n,), 1 - 2**-40).any()
+
+
+def test_dropout_mask_rejects_bad_arguments():
+    for backend_name in ("fast", "numpy"):
+        mask = kernel("dropout_mask", backend_name)
+        with pytest.raises(ValueError, match=r"dropout_mask: key must be an integer in \[0, 2\*\*64\), got -1"):
+            mask(-1, (2,), 0.5)
+        with pytest.raises(ValueError, match=r"dropout_mask: p must be in \[0, 1\), got 1.0"):
+            mask(1, (2,), 1.0)
+        with pytest.raises(ValueError, match=r"dropout_mask: shape must have no negative sizes, got \(2, -1\)"):
+            mask(1, (2, -1), 0.5)
+
+
 def test_dropout_rejects_mask_of_wrong_shape():
     with pytest.raises(
         ValueError, match=r"dropout_forward: mask shape must equal the input shape \(2, 3\), got \(3, 2\)"
@@ -386,6 +433,7 @@ def test_parallel_variants(dtype, monkeypatch):
     close_all(run("mse", flat, soft), dtype)
     mask = rng.random(big) > 0.3
     close_all(run("dropout_forward", flat, mask, 1 / 0.7), dtype)
+    np.testing.assert_array_equal(*run("dropout_mask", 5, (big,), 0.3))
     x3 = randn(rng, (13, 7, 751), dtype)
     gamma, beta = randn(rng, 7, dtype), randn(rng, 7, dtype)
     ref = kernel("batchnorm_forward_train", "numpy")(x3, gamma, beta, 1e-5)

@@ -24,6 +24,8 @@ from fastnet._kernels.fast import _extension, gemm
         (9216, 128, 128),
         (256, 400, 120),
         (1000, 77, 130),
+        (128, 128, 9216),
+        (64, 300, 1000),
     ],
 )
 def test_blocked_matmul_is_the_same_at_every_thread_count(keep_threads, shape):

@@ -73,6 +73,7 @@ def _calls(dt, n):
     ]
     for mask in (flat > 0, (flat > 0).astype(np.uint8)):
         calls += [("dropout_forward", (flat, mask, 2.0)), ("dropout_backward", (flat, mask, 2.0))]
+    calls.append(("dropout_mask", (1, flat.shape, 0.5)))
     ids = rng.integers(0, 16, size=rows)
     probs = np.full((rows, 16), 1.0 / 16, dtype=dt)
     unit = np.full(n, 0.5, dtype=dt)

@@ -24,10 +24,12 @@ class Dropout(Layer):
     """Zero each element with probability ``p`` in training and scale the rest by ``1/(1-p)``;
     the identity in eval mode (inverted dropout, as PyTorch and Keras).
 
-    Masks come from ``self.rng``, a generator taken from ``fastnet.random.spawn()`` when the
-    layer is built, so ``fastnet.seed(s)`` before building a model makes every mask
-    reproducible. Set ``freeze_mask = True`` to reuse the last training mask (while the
-    input shape stays the same) instead of drawing a new one, e.g. to probe gradients;
+    Each training step draws one 64-bit key from ``self.rng``, a generator taken from
+    ``fastnet.random.spawn()`` when the layer is built, and the mask is a hash of that key and
+    each element's index (``dropout_mask``, the same bits on both backends and at any thread
+    count), so ``fastnet.seed(s)`` before building a model makes every mask reproducible.
+    Set ``freeze_mask = True`` to reuse the last training mask (while the input shape stays the
+    same) instead of drawing a new one, e.g. to probe gradients;
     ``fastnet.gradcheck`` does not need it (it replays ``self.rng`` instead).
     """
 
@@ -50,7 +52,8 @@ class Dropout(Layer):
         mask = self._last_mask
         if not (self.freeze_mask and mask is not None and mask.shape == x.shape):
             # uint8 keep-mask (1 = keep): a plain byte array every backend reads directly
-            mask = self._last_mask = (self.rng.random(x.shape) >= self.p).view(np.uint8)
+            key = int(self.rng.integers(0, 1 << 64, dtype=np.uint64))
+            mask = self._last_mask = ops.dropout_mask(key, x.shape, self.p)
         return ops.dropout_forward(x, mask, self.scale), (x.shape, mask)
 
     def _backward(self, ctx, dout, need_dx):

@@ -1,7 +1,8 @@
 """Inverted dropout, compiled (twin of ``reference/dropout.py``).
 
-The layer draws the keep-mask from its own seeded NumPy Generator (so results are
-deterministic and identical on both backends); this kernel only applies
+``dropout_mask`` hashes each element's flat index with the layer's per-step key (SplitMix64,
+see the twin), in parallel blocks: every element depends only on ``(key, i)``, so the mask is
+the twin's bit for bit at any thread count. ``dropout_forward``/``backward`` apply
 ``x * (mask * scale)`` in one pass, without materialising ``mask * scale``.
 """
 
@@ -11,8 +12,52 @@ from numba import prange
 from .. import config, parallel
 from .._jit import jit, pjit
 from ..config import BLOCK
+from ..reference.dropout import GAMMA, MIX1, MIX2, check_mask_args, threshold
 
-__all__ = ["dropout_forward", "dropout_backward"]
+__all__ = ["dropout_forward", "dropout_backward", "dropout_mask"]
+
+_GAMMA, _MIX1, _MIX2 = np.uint64(GAMMA), np.uint64(MIX1), np.uint64(MIX2)
+
+
+@jit
+def _mask_block(key, start, cut, mask):
+    """mask[j] for flat index start + j (start even): hash ``(start + j) // 2`` gives two elements.
+    All arithmetic is uint64 (a signed operand would make Numba compute in floats)."""
+    n = mask.shape[0]
+    pair0 = start // 2
+    for j in range(n // 2):
+        z = key + np.uint64(pair0 + j + 1) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+        mask[2 * j] = np.uint8((z >> np.uint64(32)) >= cut)
+        mask[2 * j + 1] = np.uint8((z & np.uint64(0xFFFFFFFF)) >= cut)
+    if n % 2:  # an odd last element takes the high half of the next hash
+        z = key + np.uint64(pair0 + n // 2 + 1) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+        mask[n - 1] = np.uint8((z >> np.uint64(32)) >= cut)
+
+
+@jit
+def _mask_serial(key, cut, mask):
+    _mask_block(key, 0, cut, mask)
+
+
+@pjit
+def _mask_parallel(key, cut, mask):
+    n = mask.shape[0]
+    for k in prange((n + BLOCK - 1) // BLOCK):
+        s = k * BLOCK
+        _mask_block(key, s, cut, mask[s : min(n, s + BLOCK)])
+
+
+def dropout_mask(key, shape, p):
+    k, shape, n = check_mask_args(key, shape, p)
+    mask = np.empty(n, np.uint8)
+    parallel.run(n, config.DROPOUT_MIN, _mask_serial, _mask_parallel, (k, np.uint64(threshold(p)), mask))
+    return mask.reshape(shape)
 
 
 @jit

@@ -5,15 +5,18 @@ OpenBLAS's own threads split a product differently at each thread count (measure
 and they run in lock-step: with another process keeping a core busy, a 2-thread GEMM waited
 for its descheduled half and took up to 9x longer than one thread. So fastnet keeps BLAS
 single-threaded (``_kernels/threads.py``) and, with ``t`` threads, runs a large product as ``t``
-row blocks of the output, one single-threaded BLAS call each, as tasks of ``_kernels/tasks.py``.
+blocks of the output, one single-threaded BLAS call each, as tasks of ``_kernels/tasks.py``.
 
-Row blocks give the same bits as the whole product in one call: OpenBLAS computes each output
-element as the same dot product over the same K panels whichever rows surround it (tested at
-1, 2 and 3 threads on C-, F- and transposed-layout operands, ``tests/test_threads.py``). So the
-block count can follow the thread count: one call for one thread, one block per thread
-otherwise. Splitting costs efficiency because every block packs all of ``b`` again: in a one-off
-single-thread probe (2026-12-01), (128, 784) @ (784, 512) took 1.06 ms in one call, 1.28 ms as 2
-row blocks and 1.58 ms as 4. ``benchmarks/step_profile.py`` prints fastnet's and BLAS's GEMM rate.
+Blocks give the same bits as the whole product in one call: OpenBLAS computes each output
+element as the same dot product over the same K panels whichever rows or columns surround it
+(tested at 1-4 threads on C-, F- and transposed-layout operands, ``tests/test_threads.py``). So
+the block count can follow the thread count: one call for one thread, one block per thread
+otherwise. Splitting costs efficiency because every block packs the whole of one operand again:
+row blocks repack ``b`` (k x n), column blocks repack ``a`` (m x k). So the longer side of the
+output is cut, and the smaller operand is the one packed twice. Interleaved at 2 threads
+(2026-12-01, a slow phase of the machine): (128, 784) @ (784, 512) took 1.41 ms in one call, 1.13
+as row blocks and 1.02 as column blocks; (128, 128) @ (128, 9216) 4.76, 3.26 and 2.53 ms.
+``benchmarks/step_profile.py`` prints fastnet's and BLAS's GEMM rate.
 """
 
 from __future__ import annotations
@@ -44,17 +47,22 @@ def dot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` for 2-D arrays; above ``MIN_WORK``, one row block per thread."""
+    """``out = a @ b`` for 2-D arrays; above ``MIN_WORK``, one block of rows (or of columns,
+    when the output is wider than tall) per thread."""
     m, k = a.shape
     n = b.shape[1]
-    workers = tasks.team(m // _ALIGN) if m * n * k >= MIN_WORK and out.flags.c_contiguous else 1
+    by_columns = n > m
+    workers = tasks.team(max(m, n) // _ALIGN) if m * n * k >= MIN_WORK and out.flags.c_contiguous else 1
     if workers == 1:  # one thread, a caller inside a task, or a small product: one call
         return dot(a, b, out)
-    blocks = _blocks(m, workers)
+    blocks = _blocks(n if by_columns else m, workers)
 
     def block(i):
         i0, i1 = blocks[i]
-        np.dot(a[i0:i1], b, out=out[i0:i1])
+        if by_columns:  # matmul (not dot) calls BLAS on the strided column views without copying
+            np.matmul(a, b[:, i0:i1], out=out[:, i0:i1])
+        else:
+            np.dot(a[i0:i1], b, out=out[i0:i1])
 
     tasks.run(block, len(blocks))
     return out
