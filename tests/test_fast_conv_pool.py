@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastnet._kernels import config as kconfig
 from fastnet._kernels import workspace
 from fastnet._kernels.fast import conv as fast_conv
 from fastnet._kernels.registry import kernel
@@ -267,7 +268,8 @@ def test_conv2d_relu_matches_reference_and_unfused(geo, f, dtype, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("filters", [4, 24])  # stacked and wide GEMM paths
-def test_chunked_conv_relu_equals_unchunked(dtype, filters):
+def test_chunked_conv_relu_equals_unchunked(dtype, filters, monkeypatch):
+    monkeypatch.setattr(kconfig, "DIRECT_MAX_K", None)  # a 3-channel 3x3 layer: keep it on im2col's chunks
     rng = np.random.default_rng(3)
     x = rng.standard_normal((9, 3, 8, 7)).astype(dtype)
     w = rng.standard_normal((filters, 3, 3, 3)).astype(dtype)

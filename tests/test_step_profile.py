@@ -62,7 +62,10 @@ def _no_timers_left(net):
         assert not any(isinstance(v, _StandIn) for v in vars(module).values()), module.__name__
 
 
-def test_parts_flops_and_no_change_to_training(sp):
+def test_parts_flops_and_no_change_to_training(sp, monkeypatch):
+    from fastnet._kernels import config
+
+    monkeypatch.setattr(config, "DIRECT_MAX_K", None)  # the 1-channel layer on im2col: GEMM and data parts to see
     net = _tiny()
     result, summary = _run(sp, net)
     assert [r["name"] for r in summary["layers"]] == ["0 Conv2D +1 ReLU", "2 Flatten", "3 Dense"]

@@ -68,6 +68,21 @@ WIDE_CHUNK_BYTES = 8 << 20
 # scheduling. Not a function of the thread count, so results are not either.
 CONV_MIN_CHUNKS = 8
 
+# --- direct convolution (fast/direct.py) -----------------------------------------------------
+# Stride-1 convolutions whose im2col GEMM would have an inner dimension K = C*KH*KW of at most this
+# go to the direct kernel (None: never): with so short a K the GEMM is bound by writing and reading
+# the columns. Measured 2026-12-01 (interleaved wall-clock medians of 15, float32, ReLU fused, dX only
+# where a later layer would need it; ms im2col -> direct):
+#     layer (K)                         2 threads fwd / bwd             1 thread fwd / bwd
+#     LeNet-5 1->6 5x5 pad 2, b256 (25)  4.40 -> 2.92 / 9.72 -> 6.30    6.46 -> 5.13 / 16.33 -> 12.08
+#     Keras CNN 1->32 3x3, b128 (9)      5.29 -> 3.77 / 21.85 -> 8.04   5.44 -> 5.88 / 31.62 -> 12.24
+#     ResNet-20 stem 1->16 3x3, b128 (9) 2.74 -> 2.22 / 11.98 -> 4.02   3.36 -> 3.39 / 18.64 -> 6.79
+#     3->16 3x3 pad 1 32x32 +dX (27)     5.02 -> 4.32 / 22.86 -> 14.87  8.46 -> 8.36 / 41.47 -> 29.74
+#     LeNet-5 6->16 5x5 +dX (150)        6.81 -> 6.85 / 12.70 -> 23.21  (im2col kept)
+#     3->64 7x7 pad 3 56x56 +dX (147)    14.51 -> 24.61 / 41.63 -> 98.81 (im2col kept)
+# The benchmark of the first rows: python -m pytest benchmarks/bench_kernels.py -k "conv 1->" --benchmark-only
+DIRECT_MAX_K = 32
+
 # --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------
 # Stride-1 3x3 convolutions with at least WINOGRAD_MIN_CHANNELS input and output channels and
 # outputs of at least WINOGRAD_MIN_OUTPUT x WINOGRAD_MIN_OUTPUT go through Winograd; the rest (and

@@ -93,7 +93,8 @@ def _calls(dt, n):
         ("adam_update_", (p, flat, np.zeros_like(p), np.zeros_like(p), 0.0, 0.9, 0.999, 1e-8, 1, 0.0, False)),
         ("adam_update_", (p, flat, np.zeros_like(p), np.zeros_like(p), 0.0, 0.9, 0.999, 1e-8, 1, 0.01, True)),
     ]
-    # Conv and pooling (Cython today: nothing to compile, but cheap, and complete if that changes).
+    # Conv and pooling: a 2-channel 3x3 layer takes the direct kernel (fast/direct.py, Numba); im2col and
+    # pooling are Cython (nothing to compile, but cheap, and complete if that changes).
     side = max(5, int((n // 2) ** 0.5))
     xi, wc, bc = r(1, 2, side, side), r(3, 2, 3, 3), r(3)
     oh = side - 2

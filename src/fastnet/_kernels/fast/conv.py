@@ -8,9 +8,10 @@ descheduled thread holds back one chunk; inside a task every kernel is serial. B
 dW and db part per chunk and sums them in chunk order: the result is the same at any thread count.
 A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
-Stride-1 3x3 layers with enough channels and outputs (``winograd.applies``, the rule measured in
-``config.py``) go to Winograd F(2x2, 3x3) instead (``fast/winograd.py``, same chunking and determinism);
-im2col stays the general path.
+Stride-1 layers with a short im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an
+image net) go to a direct convolution (``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs
+(``winograd.applies``) to Winograd F(2x2, 3x3) (``fast/winograd.py``); both use the same chunking and
+determinism, and the rules and their measurements are in ``config.py``. im2col stays the general path.
 
 Two layouts inside a chunk, picked by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
@@ -43,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config, parallel, tasks, workspace
-from . import gemm, winograd
+from . import direct, gemm, winograd
 from ._extension import load
 from ._window import as_float as _float
 from ._window import window_geometry
@@ -101,6 +102,8 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     N, C = x.shape[:2]
     F = w.shape[0]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
+    if direct.applies(C, (kh, kw), (sh, sw)):
+        return direct.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
     if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
         return winograd.conv2d_forward(x, w, b, (ph, pw), relu)
     K, P = C * kh * kw, oh * ow
@@ -146,8 +149,10 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         if y is None or np.shape(y) != dy.shape:
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
         y3 = _float(y, dt).reshape(N, F, P)
+    ys = None if y3 is None else y3.reshape(dy.shape)
+    if direct.applies(C, (kh, kw), (sh, sw)):
+        return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
-        ys = None if y3 is None else y3.reshape(dy.shape)
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)
