@@ -189,3 +189,20 @@ def test_conv_engine(benchmark, monkeypatch, shape, engine, threads, rounds):
     fn()  # first call compiles (Numba) outside any timing
     median = run_pedantic(benchmark, fn, rounds)
     benchmark.extra_info["gflops"] = round(work["gflop"] / median, 2)
+
+
+# The machine's float32 GEMM rate in the same run, the yardstick of issue 8's target 3 (a convolution at 70% of it):
+# a square product through fastnet's own GEMM (``_kernels/fast/gemm.py``: single-threaded BLAS calls, one output
+# block per thread), at the run's thread count. report.py divides every conv benchmark's GFLOP/s by it.
+@pytest.mark.parametrize("size", [1024])
+def test_gemm_rate(benchmark, size, threads, rounds):
+    from fastnet._kernels.fast import gemm
+
+    rng = np.random.default_rng(0)
+    a, b = _rand(rng, size, size), _rand(rng, size, size)
+    out = np.empty((size, size), dtype=F32)
+    benchmark.group = f"gemm {size}^3 float32"
+    benchmark.extra_info.update(variant="fast", threads=threads, dtype="float32")
+    gemm.matmul(a, b, out)
+    median = run_pedantic(benchmark, lambda: gemm.matmul(a, b, out), rounds)
+    benchmark.extra_info["gflops"] = round(2.0 * size**3 / 1e9 / median, 2)

@@ -329,6 +329,26 @@ def noise_lines(benchmarks: list[dict], limit: float = 0.2) -> list[str]:
     return ["", f"Noisy (IQR > {limit:.0%} of the median): " + "; ".join(noisy) + "."] if noisy else []
 
 
+def conv_rate_table(groups: dict) -> list[str]:
+    """Issue 8's target 3: every conv benchmark's GFLOP/s (direct-convolution FLOPs) against the GEMM rate
+    measured in the same run (``bench_kernels.py::test_gemm_rate``)."""
+    gemm = next((v.get("fast") for g, v in groups.items() if g.startswith("gemm ")), None)
+    rate = (gemm or {}).get("extra_info", {}).get("gflops")
+    convs = [
+        (g, name, entry["extra_info"]["gflops"])
+        for g, v in groups.items()
+        if g.startswith(("kernel conv", "conv engine"))
+        for name, entry in v.items()
+        if name in ("fast", "im2col", "winograd") and "gflops" in entry.get("extra_info", {})
+    ]
+    if not rate or not convs:
+        return []
+    lines = ["", f"Convolutions against this run's float32 GEMM rate ({gemm['group']}: {rate:.1f} GFLOP/s):", ""]
+    lines += ["| benchmark | variant | GFLOP/s | % of GEMM rate |", "|---|---|---|---|"]
+    lines += [f"| {g} | {name} | {gf:.1f} | {100 * gf / rate:.0f}% |" for g, name, gf in convs]
+    return lines
+
+
 def report(data: dict) -> str:
     groups = rows_by_group(data["benchmarks"])
     out = (
@@ -339,6 +359,7 @@ def report(data: dict) -> str:
     out += (
         [""]
         + speed_table(groups)
+        + conv_rate_table(groups)
         + peers_table(groups)
         + startup_table(groups)
         + denormal_table(groups)
