@@ -3,6 +3,7 @@ the same bits at every thread count, the dispatch rule, and a gradient check thr
 
 import numpy as np
 import pytest
+from _conv_checks import assert_fast_matches_reference, assert_same_at_every_thread_count, close, conv_case
 from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
 import fastnet
@@ -31,20 +32,7 @@ ACTS = [None, "relu"]
 
 
 def _case(shape, dtype, seed=0):
-    n, c, f, h, w, _ = shape
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    wt = (rng.standard_normal((f, c, 3, 3)) / np.sqrt(9 * c)).astype(dtype)
-    b = rng.standard_normal(f).astype(dtype)
-    return x, wt, b, rng
-
-
-def close(got, want, dtype):
-    """The conv equivalence tests' tolerance: float32 1e-4, float64 1e-10, relative to the array's scale."""
-    assert got.dtype == want.dtype == dtype and got.shape == want.shape
-    tol = 1e-4 if dtype == np.float32 else 1e-10
-    scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+    return conv_case(*shape[:5], 3, 3, dtype, seed)
 
 
 @pytest.fixture
@@ -79,18 +67,9 @@ def test_numpy_winograd_equals_reference_conv(shape, act):
 def test_fast_winograd_equals_references(everywhere, shape, act, dtype):
     x, wt, b, rng = _case(shape, dtype, seed=1)
     p = shape[5]
-    y = fast_conv.conv2d_forward(x, wt, b, (1, 1), p, act)
-    close(y, ref_conv.conv2d_forward(x, wt, b, (1, 1), p, act), dtype)
+    y = assert_fast_matches_reference(x, wt, b, p, act, rng)
     if dtype == np.float64:  # the twin of the same algorithm: the same tiles, to rounding
         close(y, ref_wino.conv2d_forward(x, wt, b, (1, 1), p, act), dtype)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    want = ref_conv.conv2d_backward(dy, x, wt, (1, 1), p, act, y)
-    for g, r in zip(fast_conv.conv2d_backward(dy, x, wt, (1, 1), p, act, y), want, strict=True):
-        close(g, r, dtype)
-    dx, dw, db = fast_conv.conv2d_backward(dy, x, wt, (1, 1), p, act, y, need_dx=False)
-    assert dx is None
-    close(dw, want[1], dtype)
-    close(db, want[2], dtype)
 
 
 def test_relu_keeps_nan_and_masks_like_the_reference(everywhere):
@@ -132,15 +111,7 @@ def test_winograd_is_the_same_at_every_thread_count(keep_threads, monkeypatch, a
     monkeypatch.setattr(config, "WINOGRAD_CHUNK_BYTES", 3 * 16 * 40 * 30 * 4)  # 3 samples a pass
     x, wt, b, _ = _case((n, 16, 24, 11, 9, (1, 1)), np.float32, seed=3)
     assert fast_wino.applies(16, 24, (3, 3), (1, 1), (11, 9))
-    results = []
-    for count in (1, 2, 3):
-        fastnet.set_num_threads(count)
-        y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), act=act)
-        dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
-        results.append((y, *fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), act=act, y=y)))
-    for other in results[1:]:
-        for a, b_ in zip(results[0], other, strict=True):
-            assert np.array_equal(a, b_)
+    assert_same_at_every_thread_count(x, wt, b, (1, 1), act)
 
 
 @pytest.mark.parametrize(

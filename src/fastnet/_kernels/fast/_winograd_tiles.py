@@ -35,32 +35,23 @@ def input_tiles(x, ph, pw, th, tw, v):
     m, C, H, W = x.shape
     T = th * tw
     buf = np.zeros((2 * th + 2, 2 * tw + 2), dtype=x.dtype)  # the padding stays zero: only x is copied in
-    ev = np.empty((4, (th + 1) * tw), dtype=x.dtype)  # B over the columns of padded rows 0, 2, 4, ...
-    od = np.empty((4, (th + 1) * tw), dtype=x.dtype)  # ... and of rows 1, 3, 5, ...
+    eo = np.empty((2, 4, (th + 1) * tw), dtype=x.dtype)  # B over the columns of the even and the odd padded rows
+    ev, od = eo[0], eo[1]
     for n in range(m):
         t0 = n * T
         for c in range(C):
             for h in range(H):
                 for k in range(W):
                     buf[ph + h, pw + k] = x[n, c, h, k]
-            for i in range(th + 1):
-                base = i * tw
-                r = 2 * i
+            for r in range(2 * th + 2):  # B over the columns of every padded row, even and odd rows apart
+                p, base = r % 2, (r // 2) * tw
                 for tj in range(tw):
                     a, b_ = buf[r, 2 * tj], buf[r, 2 * tj + 1]
                     c_, d = buf[r, 2 * tj + 2], buf[r, 2 * tj + 3]
-                    ev[0, base + tj] = a - c_
-                    ev[1, base + tj] = b_ + c_
-                    ev[2, base + tj] = c_ - b_
-                    ev[3, base + tj] = b_ - d
-                r = 2 * i + 1
-                for tj in range(tw):
-                    a, b_ = buf[r, 2 * tj], buf[r, 2 * tj + 1]
-                    c_, d = buf[r, 2 * tj + 2], buf[r, 2 * tj + 3]
-                    od[0, base + tj] = a - c_
-                    od[1, base + tj] = b_ + c_
-                    od[2, base + tj] = c_ - b_
-                    od[3, base + tj] = b_ - d
+                    eo[p, 0, base + tj] = a - c_
+                    eo[p, 1, base + tj] = b_ + c_
+                    eo[p, 2, base + tj] = c_ - b_
+                    eo[p, 3, base + tj] = b_ - d
             for j in range(4):  # B^T over the rows: tile t's rows are even t, odd t, even t+tw, odd t+tw
                 for t in range(T):  # one output row per loop (see the module docstring)
                     v[j, c, t0 + t] = ev[j, t] - ev[j, t + tw]
