@@ -1,4 +1,4 @@
-"""The three passes of direct convolution (``fast/direct.py``), as serial Numba kernels.
+"""The two passes of direct convolution (``fast/direct.py``), as serial Numba kernels.
 
 Each runs inside a task of ``_kernels/tasks.py`` on one chunk of samples (``nogil``: the team's
 threads run them side by side), so they have no parallel variant.
@@ -86,20 +86,25 @@ def forward_planes(x, w, b, ph, pw, relu, y):
 
 
 @jit
-def weight_grad_planes(dy, y, relu, x, ph, pw, dw, db):
-    """dw[f, c, i, j] and db[f] of the chunk's samples (overwritten), dy masked by ReLU when ``relu``."""
+def backward_planes(dy, y, relu, x, w, ph, pw, need_dx, dw, db, dx):
+    """dw[f, c, i, j] and db[f] of the chunk's samples (overwritten) and, when ``need_dx``, dx: the adjoint
+    of :func:`forward_planes`, each tap's w[f, c, i, j] * dy added into the padded input at the tap's offset,
+    then the padding cropped off. dy is masked by ReLU when ``relu``, once per (sample, filter) for both."""
     m, F, OH, OW = dy.shape
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    KH, KW = dw.shape[2], dw.shape[3]
+    KH, KW = w.shape[2], w.shape[3]
     Wp = W + 2 * pw
     plane = (H + 2 * ph) * Wp
     L = OH * Wp
     buf = np.zeros(C * plane + KW, dtype=x.dtype)
+    dxp = np.empty(C * plane + KW, dtype=x.dtype)
     g = np.zeros(L, dtype=dy.dtype)
     dw[:] = 0
     db[:] = 0
     for n in range(m):
         _pad_sample(x, n, ph, pw, buf)
+        if need_dx:
+            dxp[:] = 0
         for f in range(F):
             _masked_dy(dy, y, relu, n, f, Wp, g)
             s = g[0] * 0  # in dy's dtype, so the reductions vectorise
@@ -109,38 +114,20 @@ def weight_grad_planes(dy, y, relu, x, ph, pw, dw, db):
             for c in range(C):
                 for i in range(KH):
                     for j in range(KW):
-                        src = buf[c * plane + i * Wp + j :]
+                        o = c * plane + i * Wp + j
+                        src = buf[o:]  # views: q alone indexes them (see above)
                         s = g[0] * 0
                         for q in range(L):
                             s += g[q] * src[q]
                         dw[f, c, i, j] += s
-
-
-@jit
-def input_grad_planes(dy, y, relu, w, ph, pw, dx):
-    """dx = the adjoint of :func:`forward_planes`: each tap's w[f, c, i, j] * dy added into the padded
-    input at the tap's offset, dy masked by ReLU when ``relu``, then the padding cropped off."""
-    m, F, OH, OW = dy.shape
-    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    KH, KW = w.shape[2], w.shape[3]
-    Wp = W + 2 * pw
-    plane = (H + 2 * ph) * Wp
-    L = OH * Wp
-    dxp = np.empty(C * plane + KW, dtype=dx.dtype)
-    g = np.zeros(L, dtype=dy.dtype)
-    for n in range(m):
-        dxp[:] = 0
-        for f in range(F):
-            _masked_dy(dy, y, relu, n, f, Wp, g)
+                        if need_dx:
+                            wv = w[f, c, i, j]
+                            dst = dxp[o:]
+                            for q in range(L):
+                                dst[q] += wv * g[q]
+        if need_dx:
             for c in range(C):
-                for i in range(KH):
-                    for j in range(KW):
-                        wv = w[f, c, i, j]
-                        dst = dxp[c * plane + i * Wp + j :]
-                        for q in range(L):
-                            dst[q] += wv * g[q]
-        for c in range(C):
-            for h in range(H):
-                o = c * plane + (ph + h) * Wp + pw
-                for k in range(W):
-                    dx[n, c, h, k] = dxp[o + k]
+                for h in range(H):
+                    o = c * plane + (ph + h) * Wp + pw
+                    for k in range(W):
+                        dx[n, c, h, k] = dxp[o + k]

@@ -63,14 +63,13 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
     n_chunks = -(-N // step)
     dw_parts = np.empty((n_chunks, *w.shape), dtype=x.dtype)
     db_parts = np.empty((n_chunks, F), dtype=x.dtype)
-    dx = np.empty_like(x) if need_dx else None
+    dx = np.empty_like(x) if need_dx else x[:0]  # without dx the kernel writes none (an empty array of x's type)
     mask = y if relu else dy  # read only when relu
 
     def task(i):
         s = slice(i * step, min(N, (i + 1) * step))
-        planes.weight_grad_planes(dy[s], mask[s], relu, x[s], ph, pw, dw_parts[i], db_parts[i])
-        if dx is not None:
-            planes.input_grad_planes(dy[s], mask[s], relu, w, ph, pw, dx[s])
+        dxs = dx[s] if need_dx else dx
+        planes.backward_planes(dy[s], mask[s], relu, x[s], w, ph, pw, need_dx, dw_parts[i], db_parts[i], dxs)
 
     tasks.run(task, n_chunks)
-    return dx, dw_parts.sum(axis=0), db_parts.sum(axis=0)
+    return (dx if need_dx else None), dw_parts.sum(axis=0), db_parts.sum(axis=0)

@@ -20,24 +20,26 @@ _GAMMA, _MIX1, _MIX2 = np.uint64(GAMMA), np.uint64(MIX1), np.uint64(MIX2)
 
 
 @jit
+def _splitmix(key, i):
+    """SplitMix64's output number ``i`` (from 1) from state ``key``. All arithmetic is uint64: a signed
+    operand would make Numba compute in floats."""
+    z = key + np.uint64(i) * _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
 def _mask_block(key, start, cut, mask):
-    """mask[j] for flat index start + j (start even): hash ``(start + j) // 2`` gives two elements.
-    All arithmetic is uint64 (a signed operand would make Numba compute in floats)."""
+    """mask[j] for flat index start + j (start even): hash ``(start + j) // 2 + 1`` gives two elements."""
     n = mask.shape[0]
     pair0 = start // 2
     for j in range(n // 2):
-        z = key + np.uint64(pair0 + j + 1) * _GAMMA
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
+        z = _splitmix(key, pair0 + j + 1)
         mask[2 * j] = np.uint8((z >> np.uint64(32)) >= cut)
         mask[2 * j + 1] = np.uint8((z & np.uint64(0xFFFFFFFF)) >= cut)
     if n % 2:  # an odd last element takes the high half of the next hash
-        z = key + np.uint64(pair0 + n // 2 + 1) * _GAMMA
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-        mask[n - 1] = np.uint8((z >> np.uint64(32)) >= cut)
+        mask[n - 1] = np.uint8((_splitmix(key, pair0 + n // 2 + 1) >> np.uint64(32)) >= cut)
 
 
 @jit

@@ -27,15 +27,15 @@ def threshold(p: float) -> int:
     return min(1 << 32, round(float(p) * 4294967296.0))
 
 
-def check_mask_args(key, shape, p, where="dropout_mask"):
+def check_mask_args(key, shape, p):
     """``(key as uint64, shape as a tuple, element count)``, or a ValueError naming what came."""
     if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= int(key) < 1 << 64:
-        raise ValueError(f"{where}: key must be an integer in [0, 2**64), got {key!r}")
+        raise ValueError(f"dropout_mask: key must be an integer in [0, 2**64), got {key!r}")
     shape = tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
-        raise ValueError(f"{where}: shape must have no negative sizes, got {shape}")
+        raise ValueError(f"dropout_mask: shape must have no negative sizes, got {shape}")
     if not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{where}: p must be in [0, 1), got {p!r}")
+        raise ValueError(f"dropout_mask: p must be in [0, 1), got {p!r}")
     return np.uint64(int(key)), shape, math.prod(shape)
 
 

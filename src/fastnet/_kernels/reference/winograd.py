@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..geometry import window_out
+
 __all__ = ["BT", "G", "AT", "tiles", "weight_transform", "weight_grad", "conv2d_forward", "conv2d_backward"]
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -31,7 +33,7 @@ AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 def tiles(h, w, padding):
     """(OH, OW, tile rows, tile columns) of a stride-1 3x3 convolution over an h x w input."""
-    oh, ow = h + 2 * padding[0] - 2, w + 2 * padding[1] - 2
+    oh, ow = window_out(h, 3, 1, padding[0]), window_out(w, 3, 1, padding[1])
     if oh < 1 or ow < 1:
         raise ValueError(f"winograd: a 3x3 kernel with padding {padding} does not fit input {h}x{w}")
     return oh, ow, -(-oh // 2), -(-ow // 2)
