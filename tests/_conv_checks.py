@@ -53,3 +53,17 @@ def assert_fast_matches_reference(x, wt, b, padding, act, rng):
     close(dw, want[1], dtype)
     close(db, want[2], dtype)
     return y
+
+
+def assert_relu_keeps_nan(x, wt, b):
+    """A NaN in x gives NaN outputs exactly where the reference has them (fused ReLU keeps NaN); returns y."""
+    from fastnet._kernels.fast import conv as fast_conv
+    from fastnet._kernels.reference import conv as ref_conv
+
+    y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
+    y_ref = ref_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
+    assert np.isnan(y).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    ok = ~np.isnan(y_ref)
+    close(y[ok], y_ref[ok], x.dtype)
+    return y

@@ -3,7 +3,13 @@ the same bits at every thread count, the dispatch rule, and a gradient check thr
 
 import numpy as np
 import pytest
-from _conv_checks import assert_fast_matches_reference, assert_same_at_every_thread_count, close, conv_case
+from _conv_checks import (
+    assert_fast_matches_reference,
+    assert_relu_keeps_nan,
+    assert_same_at_every_thread_count,
+    close,
+    conv_case,
+)
 from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
 import fastnet
@@ -75,12 +81,7 @@ def test_fast_winograd_equals_references(everywhere, shape, act, dtype):
 def test_relu_keeps_nan_and_masks_like_the_reference(everywhere):
     x, wt, b, _ = _case((2, 3, 4, 6, 5, (1, 1)), np.float32)
     x[0, 1, 2, 3] = np.nan
-    y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
-    y_ref = ref_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
-    assert np.isnan(y).any()
-    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
-    ok = ~np.isnan(y_ref)
-    close(y[ok], y_ref[ok], np.float32)
+    assert_relu_keeps_nan(x, wt, b)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 14, 1 << 30])  # one sample per pass .. the whole task in one
