@@ -1,4 +1,4 @@
-"""Build the Cython kernels (im2col/col2im, pooling, FP environment) with OpenMP.
+"""Build the Cython kernels (im2col/col2im, pooling, FP environment, blocked direct convolution) with OpenMP.
 
 ``pip install -e .`` / ``pip install .`` run this; for a source checkout use
 ``python setup.py build_ext --inplace`` (the .so lands next to the .pyx under src/).
@@ -33,7 +33,7 @@ EXTENSIONS = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    for name in ("_im2col", "_pool", "_fpenv")
+    for name in ("_im2col", "_pool", "_fpenv", "_blocked_conv")
 ]
 
 setup(

@@ -35,6 +35,13 @@ SHAPES = [
 ACTS = [None, "relu"]
 
 
+@pytest.fixture(autouse=True)
+def _no_blocked(monkeypatch):
+    """float32 layers go to the blocked kernels first (tests/test_blocked_conv.py); these tests are about the
+    Numba passes, which still run float64 (and float32 where the blocked kernels are switched off)."""
+    monkeypatch.setattr(config, "BLOCKED_MAX_CF", None)
+
+
 def _case(shape, dtype, seed=0):
     return conv_case(*shape[:7], dtype, seed)
 

@@ -270,6 +270,7 @@ def test_conv2d_relu_matches_reference_and_unfused(geo, f, dtype, seed):
 @pytest.mark.parametrize("filters", [4, 24])  # stacked and wide GEMM paths
 def test_chunked_conv_relu_equals_unchunked(dtype, filters, monkeypatch):
     monkeypatch.setattr(kconfig, "DIRECT_MAX_K", None)  # a 3-channel 3x3 layer: keep it on im2col's chunks
+    monkeypatch.setattr(kconfig, "BLOCKED_MAX_CF", None)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((9, 3, 8, 7)).astype(dtype)
     w = rng.standard_normal((filters, 3, 3, 3)).astype(dtype)

@@ -66,6 +66,7 @@ def test_parts_flops_and_no_change_to_training(sp, monkeypatch):
     from fastnet._kernels import config
 
     monkeypatch.setattr(config, "DIRECT_MAX_K", None)  # the 1-channel layer on im2col: GEMM and data parts to see
+    monkeypatch.setattr(config, "BLOCKED_MAX_CF", None)
     net = _tiny()
     result, summary = _run(sp, net)
     assert [r["name"] for r in summary["layers"]] == ["0 Conv2D +1 ReLU", "2 Flatten", "3 Dense"]

@@ -41,6 +41,13 @@ def _case(shape, dtype, seed=0):
     return conv_case(*shape[:5], 3, 3, dtype, seed)
 
 
+@pytest.fixture(autouse=True)
+def _no_blocked(monkeypatch):
+    """float32 layers with few channels go to the blocked kernels first (tests/test_blocked_conv.py); these tests
+    are about Winograd's rule and kernels."""
+    monkeypatch.setattr(config, "BLOCKED_MAX_CF", None)
+
+
 @pytest.fixture
 def everywhere(monkeypatch):
     """Every stride-1 3x3 convolution goes through Winograd, however few channels or outputs."""

@@ -83,6 +83,14 @@ CONV_MIN_CHUNKS = 8
 # The benchmark of the first rows: python -m pytest benchmarks/bench_kernels.py -k "conv 1->" --benchmark-only
 DIRECT_MAX_K = 32
 
+# --- register-blocked direct convolution (fast/blocked.py) -------------------------------------
+# float32 stride-1 convolutions (padding below the kernel size) with at most this many input x output
+# channels C*F go to the blocked C kernels first, forward and backward (None: never). Wider layers
+# keep Winograd or im2col: there the GEMMs run near the machine's rate (and Winograd does 2.25x fewer
+# multiplications), while the blocked weight gradient streams each plane once per block of 4 filters
+# x 4 taps from L2. Measurements: the table below (fast/blocked.py's docstring has the design).
+BLOCKED_MAX_CF = 1024
+
 # --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------
 # Stride-1 3x3 convolutions with at least WINOGRAD_MIN_CHANNELS input and output channels and
 # outputs of at least WINOGRAD_MIN_OUTPUT x WINOGRAD_MIN_OUTPUT go through Winograd; the rest (and

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-EXTENSIONS = ("_im2col", "_pool", "_fpenv")
+EXTENSIONS = ("_im2col", "_pool", "_fpenv", "_blocked_conv")
 
 _HOW_TO_FIX = (
     "fastnet's fast backend needs the compiled extension {mod}, which is missing or failed to load "

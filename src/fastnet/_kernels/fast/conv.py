@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config, parallel, tasks, workspace
-from . import direct, gemm, winograd
+from . import blocked, direct, gemm, winograd
 from ._extension import load
 from ._window import as_float as _float
 from ._window import window_geometry
@@ -102,6 +102,8 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     N, C = x.shape[:2]
     F = w.shape[0]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
+    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt):
+        return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
     if direct.applies(C, (kh, kw), (sh, sw)):
         return direct.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
     if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
@@ -150,6 +152,8 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
         y3 = _float(y, dt).reshape(N, F, P)
     ys = None if y3 is None else y3.reshape(dy.shape)
+    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt):
+        return blocked.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if direct.applies(C, (kh, kw), (sh, sw)):
         return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):

@@ -1,0 +1,234 @@
+/* Register-blocked direct convolution, stride 1, float32 (the C side of _blocked_conv.pyx).
+ *
+ * Layout (as fast/_direct_planes.py): each input channel is one flat padded plane of row width Wp;
+ * output pixel (oh, ow) sits at q = oh*Wp + ow and reads tap (c, i, j) at off[t] = c*plane + i*Wp + j,
+ * so one offset per tap serves the whole plane. Positions ow >= OW of each row are computed and
+ * dropped. Unlike the Numba passes, which add one tap to one filter's whole plane at a time (a load,
+ * an FMA and a store per element), the kernels here keep a block of 4 filters x 32 positions in
+ * vector registers across all C*KH*KW taps: one broadcast weight per filter and a vector load of
+ * input per position block, the FMAs in between.
+ *
+ * - forward: y = b + sum_t w_t x_(q + off_t), ReLU optional;
+ * - input gradient: the same kernel on the ReLU-masked dy, bordered by (KH-1-ph, KW-1-pw), with
+ *   the weights transposed (C <-> F) and flipped;
+ * - weight gradient: per filter block and tap block, vector partial sums over positions, kept
+ *   per lane across the chunk's samples and summed lane by lane at the end (a fixed order).
+ *
+ * Three builds of the micro-kernels (_blocked_body.h): AVX-512, AVX2+FMA and baseline, chosen once
+ * at run time by the CPU's features, so the extension needs no -march flag. Results can differ in
+ * the last bits between instruction sets (FMA rounding, lane count), never between thread counts:
+ * each sample's arithmetic does not depend on the chunk it is in, and the caller sums the chunks'
+ * weight-gradient parts in a fixed order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define BC_FB 4      /* filters per register block: F is padded to a multiple of it */
+#define BC_QALIGN 32 /* Lq is a multiple of it (every build's position block divides it) */
+#define BC_KALIGN 4  /* Kp: taps padded to a multiple of every build's tap block */
+
+#define BC_SUFFIX avx512
+#define BC_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define BC_LANES 16
+#define BC_QV 2
+#define BC_TB 4
+#include "_blocked_body.h"
+
+#define BC_SUFFIX avx2
+#define BC_TARGET __attribute__((target("avx2,fma")))
+#define BC_LANES 8
+#define BC_QV 2
+#define BC_TB 2
+#include "_blocked_body.h"
+
+#define BC_SUFFIX base
+#define BC_TARGET
+#define BC_LANES 4
+#define BC_QV 2
+#define BC_TB 2
+#include "_blocked_body.h"
+
+static int bc_isa_cached = -1;
+
+/* 2: AVX-512, 1: AVX2 with FMA, 0: baseline. */
+static int bc_isa(void) {
+    if (bc_isa_cached < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+            bc_isa_cached = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            bc_isa_cached = 1;
+        else
+            bc_isa_cached = 0;
+    }
+    return bc_isa_cached;
+}
+
+static long bc_lanes(void) { return bc_isa() == 2 ? 16 : (bc_isa() == 1 ? 8 : 4); }
+
+static void bc_taps(const float *xp, const float *w, const long *off, float *out, long Fp, long K, long Lq) {
+    int isa = bc_isa();
+    if (isa == 2)
+        bc_taps_avx512(xp, w, off, out, Fp, K, Lq);
+    else if (isa == 1)
+        bc_taps_avx2(xp, w, off, out, Fp, K, Lq);
+    else
+        bc_taps_base(xp, w, off, out, Fp, K, Lq);
+}
+
+static void bc_grad(const float *xp, const float *dyf, const long *off, float *dwv, long Fp, long Kp, long Lq) {
+    int isa = bc_isa();
+    if (isa == 2)
+        bc_grad_avx512(xp, dyf, off, dwv, Fp, Kp, Lq);
+    else if (isa == 1)
+        bc_grad_avx2(xp, dyf, off, dwv, Fp, Kp, Lq);
+    else
+        bc_grad_base(xp, dyf, off, dwv, Fp, Kp, Lq);
+}
+
+static float bc_sum(const float *a, long n) {
+    int isa = bc_isa();
+    return isa == 2 ? bc_sum_avx512(a, n) : (isa == 1 ? bc_sum_avx2(a, n) : bc_sum_base(a, n));
+}
+
+static void bc_mask(const float *d, const float *y, float *out, long n) {
+    int isa = bc_isa();
+    if (isa == 2)
+        bc_mask_avx512(d, y, out, n);
+    else if (isa == 1)
+        bc_mask_avx2(d, y, out, n);
+    else
+        bc_mask_base(d, y, out, n);
+}
+
+static void bc_bias(const float *src, float bias, int relu, float *out, long n) {
+    int isa = bc_isa();
+    if (isa == 2)
+        bc_bias_avx512(src, bias, relu, out, n);
+    else if (isa == 1)
+        bc_bias_avx2(src, bias, relu, out, n);
+    else
+        bc_bias_base(src, bias, relu, out, n);
+}
+
+static long bc_round(long v, long to) { return (v + to - 1) / to * to; }
+
+/* One stride-1 correlation: input planes (C, H, W) bordered by (ph, pw), kernel KH x KW. */
+typedef struct {
+    long C, H, W, KH, KW, ph, pw;
+    long OH, OW, Wp, Lq, plane; /* plane: floats per padded channel, room for the last tap's reads */
+} bc_geom;
+
+static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw) {
+    bc_geom g;
+    g.C = C, g.H = H, g.W = W, g.KH = KH, g.KW = KW, g.ph = ph, g.pw = pw;
+    g.OH = H + 2 * ph - KH + 1;
+    g.OW = W + 2 * pw - KW + 1;
+    g.Wp = W + 2 * pw;
+    g.Lq = bc_round(g.OH * g.Wp, BC_QALIGN);
+    g.plane = bc_round(g.Lq + (KH - 1) * g.Wp + KW, 16);
+    return g;
+}
+
+static void bc_offsets(const bc_geom *g, long *off, long Kp) {
+    long t = 0;
+    for (long c = 0; c < g->C; c++)
+        for (long i = 0; i < g->KH; i++)
+            for (long j = 0; j < g->KW; j++) off[t++] = c * g->plane + i * g->Wp + j;
+    for (; t < Kp; t++) off[t] = 0; /* padding taps read valid memory; their results are dropped */
+}
+
+/* Copy sample planes (C, H, W) into the padded planes; the border was zeroed once and stays zero. */
+static void bc_pack(const float *x, const bc_geom *g, float *xp) {
+    for (long c = 0; c < g->C; c++)
+        for (long h = 0; h < g->H; h++)
+            memcpy(xp + c * g->plane + (g->ph + h) * g->Wp + g->pw, x + (c * g->H + h) * g->W, g->W * sizeof(float));
+}
+
+static float *bc_alloc(long n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)(n > 0 ? n : 1) * sizeof(float)) != 0) return NULL;
+    memset(p, 0, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    return (float *)p;
+}
+
+/* y[n] (F, OH, OW) = b + conv(x[n]) (ReLU when relu) for the m samples x (m, C, H, W); w is
+ * (Fp, C*KH*KW) with rows F.. zero. Returns 0, or -1 if scratch could not be allocated. */
+static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
+                      float *y) {
+    long K = g.C * g.KH * g.KW;
+    float *xp = bc_alloc(g.C * g.plane), *out = bc_alloc(Fp * g.Lq);
+    long *off = (long *)malloc((size_t)(K > 0 ? K : 1) * sizeof(long));
+    if (!xp || !out || !off) {
+        free(xp), free(out), free(off);
+        return -1;
+    }
+    bc_offsets(&g, off, K);
+    for (long n = 0; n < m; n++) {
+        bc_pack(x + n * g.C * g.H * g.W, &g, xp);
+        bc_taps(xp, w, off, out, Fp, K, g.Lq);
+        float *yn = y + n * F * g.OH * g.OW;
+        for (long f = 0; f < F; f++)
+            for (long oh = 0; oh < g.OH; oh++)
+                bc_bias(out + f * g.Lq + oh * g.Wp, b[f], relu, yn + (f * g.OH + oh) * g.OW, g.OW);
+    }
+    free(xp), free(out), free(off);
+    return 0;
+}
+
+/* Weight and bias gradients of m samples (added into dw (F, C*KH*KW) and db (F), which the caller
+ * zeroed) and, when dx is not NULL, the input gradient dx (m, C, H, W). dy (m, F, OH, OW) is masked
+ * by y > 0 when relu (a NaN y masks too, as the reference); w2 is (Cp, F*KH*KW), the weights
+ * transposed and flipped, rows C.. zero. Returns 0, or -1 if scratch could not be allocated. */
+static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,
+                       float *dw, float *db, const float *w2, long Cp, float *dx) {
+    long K = g.C * g.KH * g.KW, Kp = bc_round(K, BC_KALIGN), Fp = bc_round(F, BC_FB), L = bc_lanes();
+    /* the input gradient: a correlation over dy's planes bordered by (KH-1-ph, KW-1-pw) */
+    bc_geom g2 = bc_geometry(F, g.OH, g.OW, g.KH, g.KW, g.KH - 1 - g.ph, g.KW - 1 - g.pw);
+    long K2 = F * g.KH * g.KW;
+    float *xp = bc_alloc(g.C * g.plane), *dyf = bc_alloc(Fp * g.Lq), *dwv = bc_alloc(Fp * Kp * L);
+    float *dyp = dx ? bc_alloc(F * g2.plane) : NULL, *out2 = dx ? bc_alloc(Cp * g2.Lq) : NULL;
+    long P = g.OH * g.OW;
+    float *md = relu ? bc_alloc(F * P) : NULL; /* one sample's masked dy */
+    long *off = (long *)malloc((size_t)Kp * sizeof(long)), *off2 = (long *)malloc((size_t)(K2 > 0 ? K2 : 1) * sizeof(long));
+    if (!xp || !dyf || !dwv || !off || !off2 || (dx && (!dyp || !out2)) || (relu && !md)) {
+        free(xp), free(dyf), free(dwv), free(dyp), free(out2), free(off), free(off2), free(md);
+        return -1;
+    }
+    bc_offsets(&g, off, Kp);
+    bc_offsets(&g2, off2, K2);
+    for (long n = 0; n < m; n++) {
+        const float *dyn = dy + n * F * P, *yn = y ? y + n * F * P : NULL;
+        if (relu) {
+            bc_mask(dyn, yn, md, F * P);
+            dyn = md;
+        }
+        for (long f = 0; f < F; f++) { /* dy (masked) in the flat layout; the dropped positions stay zero */
+            for (long oh = 0; oh < g.OH; oh++)
+                memcpy(dyf + f * g.Lq + oh * g.Wp, dyn + (f * g.OH + oh) * g.OW, g.OW * sizeof(float));
+            db[f] += bc_sum(dyf + f * g.Lq, g.Lq);
+        }
+        bc_pack(x + n * g.C * g.H * g.W, &g, xp);
+        bc_grad(xp, dyf, off, dwv, Fp, Kp, g.Lq);
+        if (dx) {
+            for (long f = 0; f < F; f++)
+                for (long oh = 0; oh < g.OH; oh++)
+                    memcpy(dyp + f * g2.plane + (g2.ph + oh) * g2.Wp + g2.pw, dyf + f * g.Lq + oh * g.Wp,
+                           g.OW * sizeof(float));
+            bc_taps(dyp, w2, off2, out2, Cp, K2, g2.Lq);
+            float *dxn = dx + n * g.C * g.H * g.W;
+            for (long c = 0; c < g.C; c++)
+                for (long h = 0; h < g.H; h++)
+                    memcpy(dxn + (c * g.H + h) * g.W, out2 + c * g2.Lq + h * g2.Wp, g.W * sizeof(float));
+        }
+    }
+    for (long f = 0; f < F; f++)
+        for (long t = 0; t < K; t++) {
+            const float *v = dwv + (f * Kp + t) * L;
+            float s = 0.0f;
+            for (long l = 0; l < L; l++) s += v[l];
+            dw[f * K + t] += s;
+        }
+    free(xp), free(dyf), free(dwv), free(dyp), free(out2), free(off), free(off2), free(md);
+    return 0;
+}

@@ -1,0 +1,103 @@
+"""Register-blocked direct convolution: stride-1 float32 layers, forward, dW, db and dx without im2col.
+
+im2col copies every input pixel KH*KW times and BLAS then packs those columns once more; for
+LeNet-5's 6->16 5x5 layer that copying took 2-3 times the GEMM itself. The kernels here
+(``_blocked_conv.h``, C with GCC vector extensions, one build per instruction set chosen at run
+time) read the padded input planes in place instead: a block of 4 filters x 32 output positions
+stays in vector registers while every tap ``(c, i, j)`` adds ``w[f, c, i, j] * x[c, q + i*Wp + j]``,
+so each FMA costs a broadcast weight and a shared vector load, not a load and a store of the
+output as in the per-tap passes of ``fast/direct.py``. dx is the same kernel on the bordered
+(ReLU-masked) dy with the weights transposed and flipped; dW keeps vector partial sums per
+(filter, tap) over each plane.
+
+Scheduling and determinism follow ``fast/direct.py``: sample chunks that depend on the shapes only,
+one task each; one dW and db part per chunk, summed in chunk order. The dispatch rule and its
+measurements are in ``config.py`` (``BLOCKED_MAX_CF``); the ground truth is the im2col reference
+(``reference/conv.py``), which ``tests/test_blocked_conv.py`` compares against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config, tasks
+from ._extension import load
+
+_ext = load("_blocked_conv")
+
+__all__ = ["applies", "conv2d_forward", "conv2d_backward", "isa"]
+
+
+def isa() -> str:
+    """The micro-kernel build this CPU runs: "avx512", "avx2" or "base"."""
+    return _ext.isa()
+
+
+def applies(C: int, F: int, kernel, stride, padding, dtype) -> bool:
+    """True when ``fast/conv.py`` sends this convolution here: float32, stride 1, padding below the
+    kernel size (dx's border is ``KH - 1 - ph``), and at most ``config.BLOCKED_MAX_CF`` input times
+    output channels (None: never); wider layers do better on Winograd's or im2col's GEMMs."""
+    widest = config.BLOCKED_MAX_CF
+    kh, kw = int(kernel[0]), int(kernel[1])
+    return (
+        widest is not None
+        and np.dtype(dtype) == np.float32
+        and tuple(stride) == (1, 1)
+        and 0 <= int(padding[0]) < kh
+        and 0 <= int(padding[1]) < kw
+        and C * F <= widest  # noqa: SIM300 (C*F against its limit reads better)
+    )
+
+
+def _step(N: int) -> int:
+    """Samples per task: at least ``config.CONV_MIN_CHUNKS`` tasks when the batch allows (shapes only)."""
+    return max(1, -(-N // config.CONV_MIN_CHUNKS))
+
+
+def _padded_rows(a2, rows: int):
+    """``a2`` (r, k) with zero rows appended up to a multiple of the kernels' register block."""
+    block = _ext.block()
+    out = np.zeros((-(-rows // block) * block, a2.shape[1]), dtype=np.float32)
+    out[:rows] = a2
+    return out
+
+
+def conv2d_forward(x, w, b, padding, out_hw, relu):
+    """y (N, F, OH, OW) of a stride-1 convolution; x, w, b C-contiguous float32."""
+    N, F = x.shape[0], w.shape[0]
+    kh, kw = w.shape[2], w.shape[3]
+    ph, pw = int(padding[0]), int(padding[1])
+    wp = _padded_rows(w.reshape(F, -1), F)
+    y = np.empty((N, F, *out_hw), dtype=np.float32)
+    step = _step(N)
+
+    def chunk(i):
+        s = slice(i * step, min(N, (i + 1) * step))
+        _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s])
+
+    tasks.run(chunk, -(-N // step))
+    return y
+
+
+def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
+    """(dx or None, dw, db); ``y`` is the forward output when ``relu`` (its mask), else ignored."""
+    N, C = x.shape[:2]
+    F, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    ph, pw = int(padding[0]), int(padding[1])
+    step = _step(N)
+    n_chunks = -(-N // step)
+    dw_parts = np.zeros((n_chunks, F, C * kh * kw), dtype=np.float32)
+    db_parts = np.zeros((n_chunks, F), dtype=np.float32)
+    # dx is the correlation of the bordered dy with w transposed (C <-> F) and flipped
+    w2 = _padded_rows(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(C, -1), C) if need_dx else w.reshape(F, -1)
+    dx = np.empty_like(x) if need_dx else x[:0]
+    mask = y if relu else dy  # read only when relu
+
+    def task(i):
+        s = slice(i * step, min(N, (i + 1) * step))
+        dxs = dx[s] if need_dx else dx
+        _ext.backward(dy[s], mask[s], relu, x[s], kh, kw, ph, pw, dw_parts[i], db_parts[i], w2, dxs, need_dx)
+
+    tasks.run(task, n_chunks)
+    dw = dw_parts.sum(axis=0).reshape(w.shape)
+    return (dx if need_dx else None), dw, db_parts.sum(axis=0)

@@ -1,0 +1,175 @@
+"""Register-blocked direct convolution (float32, stride 1): against the im2col reference, the same bits at every
+thread count, the dispatch rule, shape errors of the extension, and a float32 Conv2D layer against the float64
+reference layer."""
+
+import numpy as np
+import pytest
+from _conv_checks import (
+    assert_fast_matches_reference,
+    assert_relu_keeps_nan,
+    assert_same_at_every_thread_count,
+    close,
+    conv_case,
+)
+from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
+
+import fastnet
+from fastnet._kernels import config
+from fastnet._kernels.fast import blocked
+from fastnet._kernels.fast import conv as fast_conv
+from fastnet._kernels.fast import winograd as fast_wino
+from fastnet._kernels.reference import conv as ref_conv
+from fastnet.layers import Conv2D
+
+# (n, c, f, h, w, kh, kw, padding): batch 1, odd and non-square sizes and kernels, padding 0 / 1 / 2 and mixed,
+# filter and channel counts that are not multiples of the register block (4), planes narrower than a vector,
+# and the layers of LeNet-5, the Keras CNN and ResNet-20 (small batches)
+SHAPES = [
+    (1, 1, 1, 3, 3, 3, 3, (0, 0)),
+    (1, 1, 6, 28, 28, 5, 5, (2, 2)),
+    (2, 6, 16, 14, 14, 5, 5, (0, 0)),
+    (2, 16, 16, 28, 28, 3, 3, (1, 1)),
+    (3, 32, 32, 7, 7, 3, 3, (1, 1)),
+    (2, 3, 5, 7, 6, 2, 4, (1, 2)),
+    (1, 5, 7, 5, 8, 5, 1, (2, 0)),
+    (9, 7, 9, 6, 5, 1, 1, (0, 0)),
+    (2, 13, 3, 9, 11, 3, 3, (1, 1)),
+]
+ACTS = [None, "relu"]
+
+
+def _case(shape, seed=0):
+    return conv_case(*shape[:7], np.float32, seed)
+
+
+@pytest.fixture
+def blocked_calls(monkeypatch):
+    """Counts the calls that reach the blocked kernels, so a test knows it exercised them."""
+    calls = []
+    for name in ("conv2d_forward", "conv2d_backward"):
+        real = getattr(blocked, name)
+        monkeypatch.setattr(blocked, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    return calls
+
+
+def test_the_cpu_runs_a_named_build():
+    assert blocked.isa() in ("avx512", "avx2", "base")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_fast_blocked_equals_reference(blocked_calls, shape, act):
+    x, wt, b, rng = _case(shape, seed=1)
+    assert_fast_matches_reference(x, wt, b, shape[7], act, rng)
+    assert blocked_calls == ["conv2d_forward", "conv2d_backward", "conv2d_backward"]
+
+
+def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls):
+    x, wt, b, rng = _case((2, 3, 4, 6, 5, 3, 3, (1, 1)))
+    x[0, 1, 2, 3] = np.nan
+    y = assert_relu_keeps_nan(x, wt, b)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    _, dw, db = fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), "relu", y)
+    np.testing.assert_allclose(db, (dy * (y > 0)).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)  # 0 at NaN or <= 0
+    assert np.isnan(dw).any()  # the NaN input reaches the weight gradient, as in the reference
+    assert "conv2d_backward" in blocked_calls
+
+
+def test_an_inf_gradient_stays_nan_where_relu_masks_it():
+    """ReLU's input gradient is dy * (y > 0), as the reference computes it: inf * 0 is NaN, not a silent 0."""
+    x, wt, b, _ = _case((1, 2, 4, 5, 5, 3, 3, (1, 1)))
+    y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
+    dy = np.ones_like(y)
+    dead = np.argwhere(y <= 0)[0]
+    dy[tuple(dead)] = np.inf
+    _, _, db = fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), "relu", y)
+    with np.errstate(invalid="ignore"):  # inf * 0 in the reference, on purpose
+        _, _, db_ref = ref_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), "relu", y)
+    np.testing.assert_array_equal(np.isnan(db), np.isnan(db_ref))
+    assert np.isnan(db[dead[1]])
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("n", [1, 37])  # one task; several tasks with a short last one
+def test_blocked_is_the_same_at_every_thread_count(keep_threads, act, n):
+    x, wt, b, _ = _case((n, 6, 10, 13, 11, 5, 3, (2, 1)), seed=3)
+    assert blocked.applies(6, 10, (5, 3), (1, 1), (2, 1), np.float32)
+    assert_same_at_every_thread_count(x, wt, b, (2, 1), act)
+
+
+@pytest.mark.parametrize(
+    "c, f, k, s, p, dtype, expected",
+    [
+        (1, 6, 5, 1, 2, np.float32, True),  # LeNet-5's first layer
+        (6, 16, 5, 1, 0, np.float32, True),  # LeNet-5's second layer
+        (16, 16, 3, 1, 1, np.float32, True),  # ResNet-20's first stage
+        (32, 32, 3, 1, 1, np.float32, True),  # ResNet-20's second stage (C*F = 1024)
+        (32, 64, 3, 1, 0, np.float32, False),  # the Keras CNN's second layer (C*F = 2048): Winograd
+        (16, 16, 3, 2, 1, np.float32, False),  # stride 2: im2col
+        (3, 8, 3, 1, 3, np.float32, False),  # padding as large as the kernel: another engine
+        (6, 16, 5, 1, 0, np.float64, False),  # float64: another engine
+    ],
+)
+def test_dispatch_rule(blocked_calls, c, f, k, s, p, dtype, expected):
+    x, wt, b, _ = conv_case(2, c, f, 12, 12, k, k, dtype)
+    y = fast_conv.conv2d_forward(x, wt, b, (s, s), (p, p))
+    grads = fast_conv.conv2d_backward(np.ones_like(y), x, wt, (s, s), (p, p))
+    assert blocked_calls == (["conv2d_forward", "conv2d_backward"] if expected else [])
+    close(y, ref_conv.conv2d_forward(x, wt, b, (s, s), (p, p)), dtype)
+    for g, r in zip(grads, ref_conv.conv2d_backward(np.ones_like(y), x, wt, (s, s), (p, p)), strict=True):
+        close(g, r, dtype)
+
+
+def test_blocked_comes_before_winograd(blocked_calls):
+    """A 16-channel 3x3 layer that Winograd would also take goes to the blocked kernels."""
+    assert fast_wino.applies(16, 16, (3, 3), (1, 1), (12, 12))
+    x, wt, b, _ = _case((2, 16, 16, 12, 12, 3, 3, (1, 1)))
+    fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1))
+    assert blocked_calls == ["conv2d_forward"]
+
+
+def test_switched_off_it_takes_nothing(monkeypatch, blocked_calls):
+    monkeypatch.setattr(config, "BLOCKED_MAX_CF", None)
+    assert not blocked.applies(1, 6, (5, 5), (1, 1), (2, 2), np.float32)
+    x, wt, b, _ = _case((2, 1, 6, 12, 12, 5, 5, (2, 2)))
+    fast_conv.conv2d_forward(x, wt, b, (1, 1), (2, 2))
+    assert blocked_calls == []
+
+
+def test_the_extension_rejects_mismatched_shapes():
+    ext = blocked._ext
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    y = np.zeros((2, 4, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="padding"):
+        ext.forward(x, np.zeros((4, 27), np.float32), np.zeros(4, np.float32), 3, 3, 3, 0, False, y)
+    with pytest.raises(ValueError, match="shape mismatch"):  # w rows not a multiple of the block
+        ext.forward(x, np.zeros((3, 27), np.float32), np.zeros(4, np.float32), 3, 3, 0, 0, False, y)
+    with pytest.raises(ValueError, match="shape mismatch"):  # y of the wrong size
+        ext.forward(x, np.zeros((4, 27), np.float32), np.zeros(4, np.float32), 3, 3, 1, 1, False, y)
+    dw, db = np.zeros((4, 27), np.float32), np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="dx or w2"):
+        ext.backward(y, y, True, x, 3, 3, 0, 0, dw, db, np.zeros((3, 36), np.float32), np.empty_like(x), True)
+    with pytest.raises(ValueError, match="y must have"):
+        ext.backward(y, y[:1], True, x, 3, 3, 0, 0, dw, db, np.zeros((4, 36), np.float32), x[:0], False)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_a_float32_conv2d_layer_through_blocked_matches_the_float64_reference_layer(blocked_calls, relu):
+    """The kernels are float32 only, so a float64 gradient check never reaches them (float64 layers take the other
+    engines, checked elsewhere): here the float32 layer on the fast backend, plain and as a fused Conv2D+ReLU node,
+    against the same layer in float64 on the numpy backend, forward and every gradient."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 3, 7, 6))
+    results = []
+    for backend, dtype in (("fast", np.float32), ("numpy", np.float64)):
+        fastnet.seed(0)
+        with fastnet.use_backend(backend):
+            layer = Conv2D(3, 5, (3, 2), padding=(1, 0), dtype=dtype)
+            node = _FusedRelu(layer) if relu else layer
+            y = node.forward(x.astype(dtype), training=True)
+            dy = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
+            dx = node.backward(dy)
+            results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
+    assert blocked_calls == ["conv2d_forward", "conv2d_backward"]
+    for got, want in zip(*results, strict=True):
+        close(got, want.astype(np.float32), np.float32)
