@@ -98,20 +98,23 @@ def test_blocked_is_the_same_at_every_thread_count(keep_threads, act, n):
 
 
 @pytest.mark.parametrize(
-    "c, f, k, s, p, dtype, expected",
+    "c, f, k, s, p, hw, dtype, expected",
     [
-        (1, 6, 5, 1, 2, np.float32, True),  # LeNet-5's first layer
-        (6, 16, 5, 1, 0, np.float32, True),  # LeNet-5's second layer
-        (16, 16, 3, 1, 1, np.float32, True),  # ResNet-20's first stage
-        (32, 32, 3, 1, 1, np.float32, True),  # ResNet-20's second stage (C*F = 1024)
-        (32, 64, 3, 1, 0, np.float32, False),  # the Keras CNN's second layer (C*F = 2048): Winograd
-        (16, 16, 3, 2, 1, np.float32, False),  # stride 2: im2col
-        (3, 8, 3, 1, 3, np.float32, False),  # padding as large as the kernel: another engine
-        (6, 16, 5, 1, 0, np.float64, False),  # float64: another engine
+        (1, 6, 5, 1, 2, 12, np.float32, True),  # LeNet-5's first layer
+        (6, 16, 5, 1, 0, 12, np.float32, True),  # LeNet-5's second layer
+        (16, 16, 3, 1, 1, 12, np.float32, True),  # ResNet-20's first stage
+        (32, 32, 3, 1, 1, 12, np.float32, True),  # ResNet-20's second stage (C*F = 1024, Winograd's too)
+        (32, 64, 3, 1, 0, 12, np.float32, False),  # the Keras CNN's second layer (C*F = 2048): Winograd
+        (64, 64, 3, 1, 1, 7, np.float32, True),  # ResNet-20's third stage on 7x7 (Winograd does not take it)
+        (64, 64, 3, 1, 0, 12, np.float32, False),  # the same on a 12x12 input that Winograd takes
+        (64, 128, 3, 1, 1, 12, np.float32, False),  # C*F above the widest measured: another engine
+        (16, 16, 3, 2, 1, 12, np.float32, False),  # stride 2: im2col
+        (3, 8, 3, 1, 3, 12, np.float32, False),  # padding as large as the kernel: another engine
+        (6, 16, 5, 1, 0, 12, np.float64, False),  # float64: another engine
     ],
 )
-def test_dispatch_rule(blocked_calls, c, f, k, s, p, dtype, expected):
-    x, wt, b, _ = conv_case(2, c, f, 12, 12, k, k, dtype)
+def test_dispatch_rule(blocked_calls, c, f, k, s, p, hw, dtype, expected):
+    x, wt, b, _ = conv_case(2, c, f, hw, hw, k, k, dtype)
     y = fast_conv.conv2d_forward(x, wt, b, (s, s), (p, p))
     grads = fast_conv.conv2d_backward(np.ones_like(y), x, wt, (s, s), (p, p))
     assert blocked_calls == (["conv2d_forward", "conv2d_backward"] if expected else [])
@@ -148,9 +151,9 @@ def test_the_extension_rejects_mismatched_shapes():
         ext.forward(x, np.zeros((4, 27), np.float32), np.zeros(4, np.float32), 3, 3, 1, 1, False, y)
     dw, db = np.zeros((4, 27), np.float32), np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="dx or w2"):
-        ext.backward(y, y, True, x, 3, 3, 0, 0, dw, db, np.zeros((3, 36), np.float32), np.empty_like(x), True)
+        ext.backward(y, y, True, x, 3, 3, 0, 0, dw, db, np.zeros((3, 36), np.float32), np.empty_like(x), True, 1 << 20)
     with pytest.raises(ValueError, match="y must have"):
-        ext.backward(y, y[:1], True, x, 3, 3, 0, 0, dw, db, np.zeros((4, 36), np.float32), x[:0], False)
+        ext.backward(y, y[:1], True, x, 3, 3, 0, 0, dw, db, np.zeros((4, 36), np.float32), x[:0], False, 1 << 20)
 
 
 @pytest.mark.parametrize("relu", [False, True])

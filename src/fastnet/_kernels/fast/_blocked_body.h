@@ -53,11 +53,12 @@ BC_TARGET static void BC_CAT(bc_taps_, BC_SUFFIX)(const float *restrict xp, cons
     }
 }
 
-/* dwv[(f*Kp + t)*BC_LANES + l] += sum over q < Lq with q % BC_LANES == l of dyf[f*Lq + q] * xp[off[t] + q],
- * for f < Fp (a multiple of BC_FB) and t < Kp (a multiple of BC_TB); Lq a multiple of BC_LANES. */
-BC_TARGET static void BC_CAT(bc_grad_, BC_SUFFIX)(const float *restrict xp, const float *restrict dyf,
-                                                  const long *restrict off, float *restrict dwv, long Fp, long Kp,
-                                                  long Lq) {
+/* dwv[(f*Kp + t)*BC_LANES + l] += sum over samples s < S and q < Lq with q % BC_LANES == l of
+ * dyf[s*ds + f*Lq + q] * xp[s*xs + off[t] + q], for f < Fp (a multiple of BC_FB) and t < Kp (a multiple of
+ * BC_TB); Lq a multiple of BC_LANES. The partial sums stay in registers across the S samples. */
+BC_TARGET static void BC_CAT(bc_grad_, BC_SUFFIX)(const float *restrict xp, long xs, const float *restrict dyf, long ds,
+                                                  long S, const long *restrict off, float *restrict dwv, long Fp,
+                                                  long Kp, long Lq) {
     for (long f0 = 0; f0 < Fp; f0 += BC_FB) {
         for (long t0 = 0; t0 < Kp; t0 += BC_TB) {
             BC_VEC acc[BC_FB][BC_TB];
@@ -65,15 +66,18 @@ BC_TARGET static void BC_CAT(bc_grad_, BC_SUFFIX)(const float *restrict xp, cons
             for (int f = 0; f < BC_FB; f++)
 #pragma GCC unroll 16
                 for (int k = 0; k < BC_TB; k++) acc[f][k] = (BC_VEC){0};
-            for (long q = 0; q < Lq; q += BC_LANES) {
-                BC_VEC d[BC_FB];
+            for (long s = 0; s < S; s++) {
+                const float *xb = xp + s * xs, *db = dyf + s * ds + f0 * Lq;
+                for (long q = 0; q < Lq; q += BC_LANES) {
+                    BC_VEC d[BC_FB];
 #pragma GCC unroll 16
-                for (int f = 0; f < BC_FB; f++) d[f] = *(const BC_VECU *)(dyf + (f0 + f) * Lq + q);
+                    for (int f = 0; f < BC_FB; f++) d[f] = *(const BC_VECU *)(db + f * Lq + q);
 #pragma GCC unroll 16
-                for (int k = 0; k < BC_TB; k++) {
-                    BC_VEC xv = *(const BC_VECU *)(xp + off[t0 + k] + q);
+                    for (int k = 0; k < BC_TB; k++) {
+                        BC_VEC xv = *(const BC_VECU *)(xb + off[t0 + k] + q);
 #pragma GCC unroll 16
-                    for (int f = 0; f < BC_FB; f++) acc[f][k] += d[f] * xv;
+                        for (int f = 0; f < BC_FB; f++) acc[f][k] += d[f] * xv;
+                    }
                 }
             }
 #pragma GCC unroll 16
@@ -110,20 +114,25 @@ BC_TARGET static void BC_CAT(bc_mask_, BC_SUFFIX)(const float *restrict d, const
     for (; i < n; i++) out[i] = d[i] * (y[i] > 0 ? 1.0f : 0.0f);
 }
 
-/* out[k] = src[k] + bias, and max(., 0) when relu (NaN kept, as np.maximum), for k < n */
-BC_TARGET static void BC_CAT(bc_bias_, BC_SUFFIX)(const float *restrict src, float bias, int relu,
-                                                  float *restrict out, long n) {
+/* y[f, oh, :OW] = out[f*Lq + oh*Wp + :OW] + b[f], and max(., 0) when relu (NaN kept, as np.maximum) */
+BC_TARGET static void BC_CAT(bc_bias_, BC_SUFFIX)(const float *restrict out, long Lq, long Wp, const float *restrict b,
+                                                  long F, long OH, long OW, int relu, float *restrict y) {
     const BC_VEC zero = (BC_VEC){0};
-    long k = 0;
-    for (; k + BC_LANES <= n; k += BC_LANES) {
-        BC_VEC v = *(const BC_VECU *)(src + k) + bias;
-        if (relu) v = (BC_VEC)((BC_IVEC)v & ~(v < zero)); /* v < 0 -> +0; NaN compares false: kept */
-        *(BC_VECU *)(out + k) = v;
-    }
-    for (; k < n; k++) {
-        float v = src[k] + bias;
-        out[k] = (relu && v < 0) ? 0.0f : v;
-    }
+    for (long f = 0; f < F; f++)
+        for (long oh = 0; oh < OH; oh++) {
+            const float *src = out + f * Lq + oh * Wp;
+            float *dst = y + (f * OH + oh) * OW, bias = b[f];
+            long k = 0;
+            for (; k + BC_LANES <= OW; k += BC_LANES) {
+                BC_VEC v = *(const BC_VECU *)(src + k) + bias;
+                if (relu) v = (BC_VEC)((BC_IVEC)v & ~(v < zero)); /* v < 0 -> +0; NaN compares false: kept */
+                *(BC_VECU *)(dst + k) = v;
+            }
+            for (; k < OW; k++) {
+                float v = src[k] + bias;
+                dst[k] = (relu && v < 0) ? 0.0f : v;
+            }
+        }
 }
 
 #undef BC_VEC

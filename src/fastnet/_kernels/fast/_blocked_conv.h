@@ -76,14 +76,15 @@ static void bc_taps(const float *xp, const float *w, const long *off, float *out
         bc_taps_base(xp, w, off, out, Fp, K, Lq);
 }
 
-static void bc_grad(const float *xp, const float *dyf, const long *off, float *dwv, long Fp, long Kp, long Lq) {
+static void bc_grad(const float *xp, long xs, const float *dyf, long ds, long S, const long *off, float *dwv, long Fp,
+                    long Kp, long Lq) {
     int isa = bc_isa();
     if (isa == 2)
-        bc_grad_avx512(xp, dyf, off, dwv, Fp, Kp, Lq);
+        bc_grad_avx512(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
     else if (isa == 1)
-        bc_grad_avx2(xp, dyf, off, dwv, Fp, Kp, Lq);
+        bc_grad_avx2(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
     else
-        bc_grad_base(xp, dyf, off, dwv, Fp, Kp, Lq);
+        bc_grad_base(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
 }
 
 static float bc_sum(const float *a, long n) {
@@ -101,14 +102,14 @@ static void bc_mask(const float *d, const float *y, float *out, long n) {
         bc_mask_base(d, y, out, n);
 }
 
-static void bc_bias(const float *src, float bias, int relu, float *out, long n) {
+static void bc_bias(const float *out, long Lq, long Wp, const float *b, long F, long OH, long OW, int relu, float *y) {
     int isa = bc_isa();
     if (isa == 2)
-        bc_bias_avx512(src, bias, relu, out, n);
+        bc_bias_avx512(out, Lq, Wp, b, F, OH, OW, relu, y);
     else if (isa == 1)
-        bc_bias_avx2(src, bias, relu, out, n);
+        bc_bias_avx2(out, Lq, Wp, b, F, OH, OW, relu, y);
     else
-        bc_bias_base(src, bias, relu, out, n);
+        bc_bias_base(out, Lq, Wp, b, F, OH, OW, relu, y);
 }
 
 static long bc_round(long v, long to) { return (v + to - 1) / to * to; }
@@ -167,10 +168,7 @@ static int bc_forward(const float *x, long m, bc_geom g, const float *w, const f
     for (long n = 0; n < m; n++) {
         bc_pack(x + n * g.C * g.H * g.W, &g, xp);
         bc_taps(xp, w, off, out, Fp, K, g.Lq);
-        float *yn = y + n * F * g.OH * g.OW;
-        for (long f = 0; f < F; f++)
-            for (long oh = 0; oh < g.OH; oh++)
-                bc_bias(out + f * g.Lq + oh * g.Wp, b[f], relu, yn + (f * g.OH + oh) * g.OW, g.OW);
+        bc_bias(out, g.Lq, g.Wp, b, F, g.OH, g.OW, relu, y + n * F * g.OH * g.OW);
     }
     free(xp), free(out), free(off);
     return 0;
@@ -179,16 +177,19 @@ static int bc_forward(const float *x, long m, bc_geom g, const float *w, const f
 /* Weight and bias gradients of m samples (added into dw (F, C*KH*KW) and db (F), which the caller
  * zeroed) and, when dx is not NULL, the input gradient dx (m, C, H, W). dy (m, F, OH, OW) is masked
  * by y > 0 when relu (a NaN y masks too, as the reference); w2 is (Cp, F*KH*KW), the weights
- * transposed and flipped, rows C.. zero. Returns 0, or -1 if scratch could not be allocated. */
+ * transposed and flipped, rows C.. zero. Samples go in groups of at most group_floats floats of packed
+ * input and dy, so dW's partial sums stay in registers across a group. Returns 0, or -1 if scratch could not be allocated. */
 static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,
-                       float *dw, float *db, const float *w2, long Cp, float *dx) {
+                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats) {
     long K = g.C * g.KH * g.KW, Kp = bc_round(K, BC_KALIGN), Fp = bc_round(F, BC_FB), L = bc_lanes();
+    long P = g.OH * g.OW, xs = g.C * g.plane, ds = Fp * g.Lq;
+    long group = group_floats / (xs + ds);
+    group = group < 1 ? 1 : (group > m ? m : group);
     /* the input gradient: a correlation over dy's planes bordered by (KH-1-ph, KW-1-pw) */
     bc_geom g2 = bc_geometry(F, g.OH, g.OW, g.KH, g.KW, g.KH - 1 - g.ph, g.KW - 1 - g.pw);
     long K2 = F * g.KH * g.KW;
-    float *xp = bc_alloc(g.C * g.plane), *dyf = bc_alloc(Fp * g.Lq), *dwv = bc_alloc(Fp * Kp * L);
+    float *xp = bc_alloc(group * xs), *dyf = bc_alloc(group * ds), *dwv = bc_alloc(Fp * Kp * L);
     float *dyp = dx ? bc_alloc(F * g2.plane) : NULL, *out2 = dx ? bc_alloc(Cp * g2.Lq) : NULL;
-    long P = g.OH * g.OW;
     float *md = relu ? bc_alloc(F * P) : NULL; /* one sample's masked dy */
     long *off = (long *)malloc((size_t)Kp * sizeof(long)), *off2 = (long *)malloc((size_t)(K2 > 0 ? K2 : 1) * sizeof(long));
     if (!xp || !dyf || !dwv || !off || !off2 || (dx && (!dyp || !out2)) || (relu && !md)) {
@@ -197,30 +198,35 @@ static int bc_backward(const float *dy, const float *y, int relu, const float *x
     }
     bc_offsets(&g, off, Kp);
     bc_offsets(&g2, off2, K2);
-    for (long n = 0; n < m; n++) {
-        const float *dyn = dy + n * F * P, *yn = y ? y + n * F * P : NULL;
-        if (relu) {
-            bc_mask(dyn, yn, md, F * P);
-            dyn = md;
-        }
-        for (long f = 0; f < F; f++) { /* dy (masked) in the flat layout; the dropped positions stay zero */
-            for (long oh = 0; oh < g.OH; oh++)
-                memcpy(dyf + f * g.Lq + oh * g.Wp, dyn + (f * g.OH + oh) * g.OW, g.OW * sizeof(float));
-            db[f] += bc_sum(dyf + f * g.Lq, g.Lq);
-        }
-        bc_pack(x + n * g.C * g.H * g.W, &g, xp);
-        bc_grad(xp, dyf, off, dwv, Fp, Kp, g.Lq);
-        if (dx) {
-            for (long f = 0; f < F; f++)
+    for (long n0 = 0; n0 < m; n0 += group) {
+        long S = m - n0 < group ? m - n0 : group;
+        for (long s = 0; s < S; s++) {
+            long n = n0 + s;
+            const float *dyn = dy + n * F * P;
+            float *dyfs = dyf + s * ds;
+            if (relu) {
+                bc_mask(dyn, y + n * F * P, md, F * P);
+                dyn = md;
+            }
+            for (long f = 0; f < F; f++) { /* dy (masked) in the flat layout; the dropped positions stay zero */
                 for (long oh = 0; oh < g.OH; oh++)
-                    memcpy(dyp + f * g2.plane + (g2.ph + oh) * g2.Wp + g2.pw, dyf + f * g.Lq + oh * g.Wp,
-                           g.OW * sizeof(float));
-            bc_taps(dyp, w2, off2, out2, Cp, K2, g2.Lq);
-            float *dxn = dx + n * g.C * g.H * g.W;
-            for (long c = 0; c < g.C; c++)
-                for (long h = 0; h < g.H; h++)
-                    memcpy(dxn + (c * g.H + h) * g.W, out2 + c * g2.Lq + h * g2.Wp, g.W * sizeof(float));
+                    memcpy(dyfs + f * g.Lq + oh * g.Wp, dyn + (f * g.OH + oh) * g.OW, g.OW * sizeof(float));
+                db[f] += bc_sum(dyfs + f * g.Lq, g.Lq);
+            }
+            bc_pack(x + n * g.C * g.H * g.W, &g, xp + s * xs);
+            if (dx) {
+                for (long f = 0; f < F; f++)
+                    for (long oh = 0; oh < g.OH; oh++)
+                        memcpy(dyp + f * g2.plane + (g2.ph + oh) * g2.Wp + g2.pw, dyfs + f * g.Lq + oh * g.Wp,
+                               g.OW * sizeof(float));
+                bc_taps(dyp, w2, off2, out2, Cp, K2, g2.Lq);
+                float *dxn = dx + n * g.C * g.H * g.W;
+                for (long c = 0; c < g.C; c++)
+                    for (long h = 0; h < g.H; h++)
+                        memcpy(dxn + (c * g.H + h) * g.W, out2 + c * g2.Lq + h * g2.Wp, g.W * sizeof(float));
+            }
         }
+        bc_grad(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, g.Lq);
     }
     for (long f = 0; f < F; f++)
         for (long t = 0; t < K; t++) {

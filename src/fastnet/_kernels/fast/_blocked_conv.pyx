@@ -16,7 +16,7 @@ cdef extern from "_blocked_conv.h" nogil:
     int bc_forward(const float* x, long m, bc_geom g, const float* w, const float* b, long F, long Fp,
                    int relu, float* y)
     int bc_backward(const float* dy, const float* y, int relu, const float* x, long m, bc_geom g, long F,
-                    float* dw, float* db, const float* w2, long Cp, float* dx)
+                    float* dw, float* db, const float* w2, long Cp, float* dx, long group_floats)
     enum: BC_FB
 
 
@@ -56,10 +56,11 @@ def forward(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1]
 
 def backward(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] y, bint relu, const float[:, :, :, ::1] x,
              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw, float[:, ::1] dw, float[::1] db,
-             const float[:, ::1] w2, float[:, :, :, ::1] dx, bint need_dx):
+             const float[:, ::1] w2, float[:, :, :, ::1] dx, bint need_dx, long group_bytes):
     """Add this chunk's weight and bias gradients into ``dw`` (F, C*KH*KW) and ``db`` (F); when
     ``need_dx``, write its input gradient into ``dx``. ``y`` is the forward output (ReLU's mask, read
-    when ``relu``); ``w2`` (Cp, F*KH*KW) the weights transposed and flipped, rows from C on zero."""
+    when ``relu``); ``w2`` (Cp, F*KH*KW) the weights transposed and flipped, rows from C on zero. Samples are
+    packed in groups of at most ``group_bytes`` (at least one sample) for the weight gradient."""
     cdef bc_geom g = _geometry(x, KH, KW, ph, pw)
     cdef long m = x.shape[0], F = dy.shape[1], Cp = w2.shape[0]
     cdef int rc
@@ -82,6 +83,6 @@ def backward(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] y, bint rel
         dxp = &dx[0, 0, 0, 0]
         w2p = &w2[0, 0]
     with nogil:
-        rc = bc_backward(&dy[0, 0, 0, 0], yp, relu, &x[0, 0, 0, 0], m, g, F, &dw[0, 0], &db[0], w2p, Cp, dxp)
+        rc = bc_backward(&dy[0, 0, 0, 0], yp, relu, &x[0, 0, 0, 0], m, g, F, &dw[0, 0], &db[0], w2p, Cp, dxp, group_bytes // 4)
     if rc:
         raise MemoryError("blocked conv backward: scratch allocation failed")

@@ -33,11 +33,14 @@ def isa() -> str:
     return _ext.isa()
 
 
-def applies(C: int, F: int, kernel, stride, padding, dtype) -> bool:
-    """True when ``fast/conv.py`` sends this convolution here: float32, stride 1, padding below the
-    kernel size (dx's border is ``KH - 1 - ph``), and at most ``config.BLOCKED_MAX_CF`` input times
-    output channels (None: never); wider layers do better on Winograd's or im2col's GEMMs."""
+def applies(C: int, F: int, kernel, stride, padding, dtype, winograd: bool = False) -> bool:
+    """True when ``fast/conv.py`` sends this convolution here (forward and backward alike): float32, stride 1,
+    padding below the kernel size (dx's border is ``KH - 1 - ph``), and at most ``config.BLOCKED_MAX_CF`` input
+    times output channels (None: never), or at most ``config.BLOCKED_WINOGRAD_CF`` of them for a layer that
+    Winograd would also take (``winograd``): with more channels its GEMMs win."""
     widest = config.BLOCKED_MAX_CF
+    if widest is not None and winograd:
+        widest = min(widest, config.BLOCKED_WINOGRAD_CF)
     kh, kw = int(kernel[0]), int(kernel[1])
     return (
         widest is not None
@@ -96,7 +99,22 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
     def task(i):
         s = slice(i * step, min(N, (i + 1) * step))
         dxs = dx[s] if need_dx else dx
-        _ext.backward(dy[s], mask[s], relu, x[s], kh, kw, ph, pw, dw_parts[i], db_parts[i], w2, dxs, need_dx)
+        _ext.backward(
+            dy[s],
+            mask[s],
+            relu,
+            x[s],
+            kh,
+            kw,
+            ph,
+            pw,
+            dw_parts[i],
+            db_parts[i],
+            w2,
+            dxs,
+            need_dx,
+            config.BLOCKED_GROUP_BYTES,
+        )
 
     tasks.run(task, n_chunks)
     dw = dw_parts.sum(axis=0).reshape(w.shape)

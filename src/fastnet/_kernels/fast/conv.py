@@ -102,11 +102,12 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     N, C = x.shape[:2]
     F = w.shape[0]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
-    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt):
+    wino = winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow))
+    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt, wino):
         return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
     if direct.applies(C, (kh, kw), (sh, sw)):
         return direct.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
-    if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
+    if wino:
         return winograd.conv2d_forward(x, w, b, (ph, pw), relu)
     K, P = C * kh * kw, oh * ow
     w2 = w.reshape(F, K)
@@ -152,11 +153,12 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
         y3 = _float(y, dt).reshape(N, F, P)
     ys = None if y3 is None else y3.reshape(dy.shape)
-    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt):
+    wino = winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow))
+    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt, wino):
         return blocked.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if direct.applies(C, (kh, kw), (sh, sw)):
         return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
-    if winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow)):
+    if wino:
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)
