@@ -162,9 +162,10 @@ def test_kernel(benchmark, case, backend, threads, rounds):
         benchmark.extra_info["gbytes_per_s"] = round(work["gbyte_in"] / median, 2)
 
 
-# The two conv engines of the fast backend side by side on the stride-1 3x3 layers of ResNet-20 (28x28 input) and
-# M4: im2col (``fast/conv.py``) and Winograd F(2x2, 3x3) (``fast/winograd.py``), forced either way through
-# ``config.WINOGRAD_MIN_CHANNELS`` whatever the dispatch rule says. The measurements behind the rule are in config.py.
+# Three conv engines of the fast backend side by side on the stride-1 3x3 layers of ResNet-20 (28x28 input) and
+# M4: im2col (``fast/conv.py``), Winograd F(2x2, 3x3) (``fast/winograd.py``) and the register-blocked direct kernels
+# (``fast/blocked.py``), forced through ``config.WINOGRAD_MIN_CHANNELS`` and ``config.BLOCKED_MAX_CF`` whatever the
+# dispatch rule says. The measurements behind the rule are in config.py.
 CONV_ENGINE_SHAPES = {
     "16->16 3x3 pad1 128x16x28x28": (128, 16, 16, 28, 1),
     "32->32 3x3 pad1 128x32x14x14": (128, 32, 32, 14, 1),
@@ -173,14 +174,15 @@ CONV_ENGINE_SHAPES = {
 }
 
 
-@pytest.mark.parametrize("engine", ["im2col", "winograd"])
+@pytest.mark.parametrize("engine", ["im2col", "winograd", "blocked"])
 @pytest.mark.parametrize("shape", list(CONV_ENGINE_SHAPES))
 def test_conv_engine(benchmark, monkeypatch, shape, engine, threads, rounds):
     from fastnet._kernels import config
 
     n, c, f, h, pad = CONV_ENGINE_SHAPES[shape]
-    monkeypatch.setattr(config, "WINOGRAD_MIN_CHANNELS", None if engine == "im2col" else 1)
+    monkeypatch.setattr(config, "WINOGRAD_MIN_CHANNELS", 1 if engine == "winograd" else None)
     monkeypatch.setattr(config, "WINOGRAD_MIN_OUTPUT", 1)
+    monkeypatch.setattr(config, "BLOCKED_MAX_CF", c * f if engine == "blocked" else None)
     benchmark.group = f"conv engine {shape} fwd+bwd"
     benchmark.extra_info.update(variant=engine, threads=threads, dtype="float32")
     fn, work = conv_case(n, c, f, h, 3, pad, "fwd+bwd")[1](

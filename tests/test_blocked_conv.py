@@ -52,19 +52,38 @@ def blocked_calls(monkeypatch):
     return calls
 
 
-def test_the_cpu_runs_a_named_build():
-    assert blocked.isa() in ("avx512", "avx2", "base")
+ISAS = ("base", "avx2", "avx512")
+
+
+@pytest.fixture(params=ISAS)
+def build(request):
+    """Each micro-kernel build this CPU runs (an AVX-512 machine runs all three), restored afterwards."""
+    ext = blocked._ext
+    if request.param not in ext.supported_isas():
+        pytest.skip(f"this CPU does not run the {request.param} build")
+    before = ext.use_isa(request.param)
+    yield request.param
+    ext.use_isa(before)
+
+
+def test_the_cpu_runs_its_best_build():
+    ext = blocked._ext
+    assert blocked.isa() == ext.supported_isas()[-1]
+    assert ext.supported_isas()[0] == "base"
+    with pytest.raises(ValueError, match="not one this CPU runs"):
+        ext.use_isa("neon")
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("act", ACTS)
-def test_fast_blocked_equals_reference(blocked_calls, shape, act):
+def test_fast_blocked_equals_reference(blocked_calls, build, shape, act):
     x, wt, b, rng = _case(shape, seed=1)
     assert_fast_matches_reference(x, wt, b, shape[7], act, rng)
     assert blocked_calls == ["conv2d_forward", "conv2d_backward", "conv2d_backward"]
+    assert blocked.isa() == build
 
 
-def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls):
+def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls, build):
     x, wt, b, rng = _case((2, 3, 4, 6, 5, 3, 3, (1, 1)))
     x[0, 1, 2, 3] = np.nan
     y = assert_relu_keeps_nan(x, wt, b)
@@ -75,7 +94,7 @@ def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls):
     assert "conv2d_backward" in blocked_calls
 
 
-def test_an_inf_gradient_stays_nan_where_relu_masks_it():
+def test_an_inf_gradient_stays_nan_where_relu_masks_it(build):
     """ReLU's input gradient is dy * (y > 0), as the reference computes it: inf * 0 is NaN, not a silent 0."""
     x, wt, b, _ = _case((1, 2, 4, 5, 5, 3, 3, (1, 1)))
     y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
@@ -91,7 +110,7 @@ def test_an_inf_gradient_stays_nan_where_relu_masks_it():
 
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("n", [1, 37])  # one task; several tasks with a short last one
-def test_blocked_is_the_same_at_every_thread_count(keep_threads, act, n):
+def test_blocked_is_the_same_at_every_thread_count(keep_threads, build, act, n):
     x, wt, b, _ = _case((n, 6, 10, 13, 11, 5, 3, (2, 1)), seed=3)
     assert blocked.applies(6, 10, (5, 3), (1, 1), (2, 1), np.float32)
     assert_same_at_every_thread_count(x, wt, b, (2, 1), act)

@@ -1,11 +1,12 @@
 /* The register-blocked micro-kernels of _blocked_conv.h for one instruction set.
  *
  * Included once per instruction set with BC_SUFFIX (name suffix), BC_TARGET (a function attribute
- * or nothing), BC_LANES (floats per vector), BC_QV (vectors of output positions per block) and
- * BC_TB (taps per block of the weight gradient) defined; it undefines them at the end.
+ * or nothing), BC_LANES (floats per vector), BC_FBT and BC_QV (filters and vectors of output positions
+ * per block of the forward kernel) and BC_FBG and BC_TB (filters and taps per block of the weight
+ * gradient) defined, each filter block a divisor of BC_FB; it undefines them at the end.
  *
  * GCC's vector extensions keep the accumulators in registers: the loops over them have constant
- * trip counts and are unrolled, so each block of BC_FB filters x BC_QV vectors of positions is
+ * trip counts and are unrolled, so each block of BC_FBT filters x BC_QV vectors of positions is
  * summed over every tap without touching memory (measured: with the same loops over a plain float
  * array GCC kept the accumulators on the stack and ran 3-9x slower).
  */
@@ -19,18 +20,18 @@ typedef float BC_VEC __attribute__((vector_size(4 * BC_LANES)));
 typedef float BC_VECU __attribute__((vector_size(4 * BC_LANES), aligned(4)));
 typedef int BC_IVEC __attribute__((vector_size(4 * BC_LANES)));
 
-/* out[f*Lq + q] = sum over t < K of w[f*K + t] * xp[off[t] + q], for f < Fp (a multiple of BC_FB)
+/* out[f*Lq + q] = sum over t < K of w[f*K + t] * xp[off[t] + q], for f < Fp (a multiple of BC_FBT)
  * and q < Lq (a multiple of BC_LANES * BC_QV). Every tap adds in the same order (t = 0, 1, ...)
  * for every position, so the result does not depend on how positions are blocked. */
 BC_TARGET static void BC_CAT(bc_taps_, BC_SUFFIX)(const float *restrict xp, const float *restrict w,
                                                   const long *restrict off, float *restrict out, long Fp, long K,
                                                   long Lq) {
-    for (long f0 = 0; f0 < Fp; f0 += BC_FB) {
+    for (long f0 = 0; f0 < Fp; f0 += BC_FBT) {
         const float *wf = w + f0 * K;
         for (long q0 = 0; q0 < Lq; q0 += BC_LANES * BC_QV) {
-            BC_VEC acc[BC_FB][BC_QV];
+            BC_VEC acc[BC_FBT][BC_QV];
 #pragma GCC unroll 16
-            for (int f = 0; f < BC_FB; f++)
+            for (int f = 0; f < BC_FBT; f++)
 #pragma GCC unroll 16
                 for (int u = 0; u < BC_QV; u++) acc[f][u] = (BC_VEC){0};
             for (long t = 0; t < K; t++) {
@@ -39,14 +40,14 @@ BC_TARGET static void BC_CAT(bc_taps_, BC_SUFFIX)(const float *restrict xp, cons
 #pragma GCC unroll 16
                 for (int u = 0; u < BC_QV; u++) xv[u] = *(const BC_VECU *)(xr + BC_LANES * u);
 #pragma GCC unroll 16
-                for (int f = 0; f < BC_FB; f++) {
+                for (int f = 0; f < BC_FBT; f++) {
                     float wv = wf[f * K + t];
 #pragma GCC unroll 16
                     for (int u = 0; u < BC_QV; u++) acc[f][u] += wv * xv[u];
                 }
             }
 #pragma GCC unroll 16
-            for (int f = 0; f < BC_FB; f++)
+            for (int f = 0; f < BC_FBT; f++)
 #pragma GCC unroll 16
                 for (int u = 0; u < BC_QV; u++) *(BC_VECU *)(out + (f0 + f) * Lq + q0 + BC_LANES * u) = acc[f][u];
         }
@@ -54,34 +55,34 @@ BC_TARGET static void BC_CAT(bc_taps_, BC_SUFFIX)(const float *restrict xp, cons
 }
 
 /* dwv[(f*Kp + t)*BC_LANES + l] += sum over samples s < S and q < Lq with q % BC_LANES == l of
- * dyf[s*ds + f*Lq + q] * xp[s*xs + off[t] + q], for f < Fp (a multiple of BC_FB) and t < Kp (a multiple of
+ * dyf[s*ds + f*Lq + q] * xp[s*xs + off[t] + q], for f < Fp (a multiple of BC_FBT) and t < Kp (a multiple of
  * BC_TB); Lq a multiple of BC_LANES. The partial sums stay in registers across the S samples. */
 BC_TARGET static void BC_CAT(bc_grad_, BC_SUFFIX)(const float *restrict xp, long xs, const float *restrict dyf, long ds,
                                                   long S, const long *restrict off, float *restrict dwv, long Fp,
                                                   long Kp, long Lq) {
-    for (long f0 = 0; f0 < Fp; f0 += BC_FB) {
+    for (long f0 = 0; f0 < Fp; f0 += BC_FBG) {
         for (long t0 = 0; t0 < Kp; t0 += BC_TB) {
-            BC_VEC acc[BC_FB][BC_TB];
+            BC_VEC acc[BC_FBG][BC_TB];
 #pragma GCC unroll 16
-            for (int f = 0; f < BC_FB; f++)
+            for (int f = 0; f < BC_FBG; f++)
 #pragma GCC unroll 16
                 for (int k = 0; k < BC_TB; k++) acc[f][k] = (BC_VEC){0};
             for (long s = 0; s < S; s++) {
                 const float *xb = xp + s * xs, *db = dyf + s * ds + f0 * Lq;
                 for (long q = 0; q < Lq; q += BC_LANES) {
-                    BC_VEC d[BC_FB];
+                    BC_VEC d[BC_FBG];
 #pragma GCC unroll 16
-                    for (int f = 0; f < BC_FB; f++) d[f] = *(const BC_VECU *)(db + f * Lq + q);
+                    for (int f = 0; f < BC_FBG; f++) d[f] = *(const BC_VECU *)(db + f * Lq + q);
 #pragma GCC unroll 16
                     for (int k = 0; k < BC_TB; k++) {
                         BC_VEC xv = *(const BC_VECU *)(xb + off[t0 + k] + q);
 #pragma GCC unroll 16
-                        for (int f = 0; f < BC_FB; f++) acc[f][k] += d[f] * xv;
+                        for (int f = 0; f < BC_FBG; f++) acc[f][k] += d[f] * xv;
                     }
                 }
             }
 #pragma GCC unroll 16
-            for (int f = 0; f < BC_FB; f++)
+            for (int f = 0; f < BC_FBG; f++)
 #pragma GCC unroll 16
                 for (int k = 0; k < BC_TB; k++) {
                     BC_VECU *p = (BC_VECU *)(dwv + ((f0 + f) * Kp + t0 + k) * BC_LANES);
@@ -143,3 +144,5 @@ BC_TARGET static void BC_CAT(bc_bias_, BC_SUFFIX)(const float *restrict out, lon
 #undef BC_LANES
 #undef BC_QV
 #undef BC_TB
+#undef BC_FBT
+#undef BC_FBG

@@ -4,8 +4,8 @@
  * output pixel (oh, ow) sits at q = oh*Wp + ow and reads tap (c, i, j) at off[t] = c*plane + i*Wp + j,
  * so one offset per tap serves the whole plane. Positions ow >= OW of each row are computed and
  * dropped. Unlike the Numba passes, which add one tap to one filter's whole plane at a time (a load,
- * an FMA and a store per element), the kernels here keep a block of 4 filters x 32 positions in
- * vector registers across all C*KH*KW taps: one broadcast weight per filter and a vector load of
+ * an FMA and a store per element), the kernels here keep a block of 8 filters x 32 positions (AVX-512;
+ * 4 x 16 with AVX2) in vector registers across all C*KH*KW taps: one broadcast weight per filter and a vector load of
  * input per position block, the FMAs in between.
  *
  * - forward: y = b + sum_t w_t x_(q + off_t), ReLU optional;
@@ -23,44 +23,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BC_FB 4      /* filters per register block: F is padded to a multiple of it */
+#define BC_FB 8      /* F (and C for dx) is padded to a multiple of it: every build's filter blocks divide it */
 #define BC_QALIGN 32 /* Lq is a multiple of it (every build's position block divides it) */
 #define BC_KALIGN 4  /* Kp: taps padded to a multiple of every build's tap block */
 
 #define BC_SUFFIX avx512
 #define BC_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 #define BC_LANES 16
+#define BC_FBT 8
 #define BC_QV 2
+#define BC_FBG 4
 #define BC_TB 4
 #include "_blocked_body.h"
 
 #define BC_SUFFIX avx2
 #define BC_TARGET __attribute__((target("avx2,fma")))
 #define BC_LANES 8
+#define BC_FBT 4
 #define BC_QV 2
+#define BC_FBG 4
 #define BC_TB 2
 #include "_blocked_body.h"
 
 #define BC_SUFFIX base
 #define BC_TARGET
 #define BC_LANES 4
+#define BC_FBT 4
 #define BC_QV 2
+#define BC_FBG 4
 #define BC_TB 2
 #include "_blocked_body.h"
 
 static int bc_isa_cached = -1;
 
-/* 2: AVX-512, 1: AVX2 with FMA, 0: baseline. */
+/* The best build this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 baseline. */
+static int bc_isa_best(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
+}
+
+/* The build in use: the best one, unless bc_use_isa chose a lower one (the tests run every build). */
 static int bc_isa(void) {
-    if (bc_isa_cached < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-            bc_isa_cached = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            bc_isa_cached = 1;
-        else
-            bc_isa_cached = 0;
-    }
+    if (bc_isa_cached < 0) bc_isa_cached = bc_isa_best();
+    return bc_isa_cached;
+}
+
+/* Use build isa (at most the best this CPU runs); returns the one used. */
+static int bc_use_isa(int isa) {
+    int best = bc_isa_best();
+    bc_isa_cached = isa < 0 ? 0 : (isa > best ? best : isa);
     return bc_isa_cached;
 }
 

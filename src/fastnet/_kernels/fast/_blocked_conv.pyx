@@ -13,6 +13,8 @@ cdef extern from "_blocked_conv.h" nogil:
     bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw)
     long bc_lanes()
     int bc_isa()
+    int bc_isa_best()
+    int bc_use_isa(int isa)
     int bc_forward(const float* x, long m, bc_geom g, const float* w, const float* b, long F, long Fp,
                    int relu, float* y)
     int bc_backward(const float* dy, const float* y, int relu, const float* x, long m, bc_geom g, long F,
@@ -25,9 +27,27 @@ def block() -> int:
     return BC_FB
 
 
+_ISAS = ("base", "avx2", "avx512")
+
+
 def isa() -> str:
-    """The micro-kernel build this CPU runs: "avx512", "avx2" or "base"."""
-    return ("base", "avx2", "avx512")[bc_isa()]
+    """The micro-kernel build in use: "avx512", "avx2" or "base" (the best this CPU runs, unless :func:`use_isa`)."""
+    return _ISAS[bc_isa()]
+
+
+def supported_isas() -> tuple:
+    """Every build this CPU can run, from the baseline up."""
+    return _ISAS[: bc_isa_best() + 1]
+
+
+def use_isa(str name) -> str:
+    """Run the build ``name`` from now on (for tests: each build on one machine); returns the previous one.
+    Not thread-safe: call it only while no convolution runs."""
+    if name not in supported_isas():
+        raise ValueError(f"blocked conv: build {name!r} is not one this CPU runs {supported_isas()}")
+    before = isa()
+    bc_use_isa(_ISAS.index(name))
+    return before
 
 
 def _geometry(x, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw):

@@ -3,8 +3,8 @@
 im2col copies every input pixel KH*KW times and BLAS then packs those columns once more; for
 LeNet-5's 6->16 5x5 layer that copying took 2-3 times the GEMM itself. The kernels here
 (``_blocked_conv.h``, C with GCC vector extensions, one build per instruction set chosen at run
-time) read the padded input planes in place instead: a block of 4 filters x 32 output positions
-stays in vector registers while every tap ``(c, i, j)`` adds ``w[f, c, i, j] * x[c, q + i*Wp + j]``,
+time) read the padded input planes in place instead: a block of 8 filters x 32 output positions
+(AVX-512) stays in vector registers while every tap ``(c, i, j)`` adds ``w[f, c, i, j] * x[c, q + i*Wp + j]``,
 so each FMA costs a broadcast weight and a shared vector load, not a load and a store of the
 output as in the per-tap passes of ``fast/direct.py``. dx is the same kernel on the bordered
 (ReLU-masked) dy with the weights transposed and flipped; dW keeps vector partial sums per

@@ -25,7 +25,11 @@ import numpy as np
 
 from .. import tasks
 
-MIN_WORK = 1 << 22  # m*n*k below this: one BLAS call (~0.1 ms; splitting would cost more than it saves)
+# m*n*k below this: one BLAS call. Handing blocks to the pool costs ~0.14 ms (measured with a
+# 1024x20 @ 20x26 product: 32 us in one call, 174 us split), so splitting pays only above ~10M:
+# interleaved at 2 threads (2026-12-01), M2's 1024x289 @ 289x20 (5.9M) 223 us in one call, 314 split;
+# 128x784 @ 784x128 (12.8M) 359 / 363; 256x400 @ 400x120 (12.3M) 335 / 275; M1's (51M) 1397 / 858.
+MIN_WORK = 1 << 23
 _ALIGN = 16  # block heights are multiples of 16 rows (OpenBLAS's register blocking; never a 1-row GEMV)
 
 
