@@ -90,21 +90,23 @@ DIRECT_MAX_K = 32
 # Winograd, 2.25x fewer multiplications). BLOCKED_GROUP_BYTES: samples packed together for the weight
 # gradient, so its partial sums stay in registers across them (1 sample, 32 KiB, 128 KiB, 1 MiB
 # measured: 128 KiB best or level everywhere, ResNet-20's 64->64 7x7 backward 23.7 -> 17.5 ms at 1 thread).
-# Measured 2026-12-01 (2-core AVX-512 VM, wall-clock medians of 5 x 3 interleaved repeats, float32,
-# fused ReLU, dx where a later layer needs it; ms from the engine used before -> blocked):
+# Measured 2026-12-01 18:05 UTC, the final kernels (2-core AVX-512 VM, wall-clock medians of 7 x 3
+# interleaved repeats, float32, fused ReLU, dx where a later layer needs it; ms from the engine the
+# layer used before -> blocked; the 1-thread run fell in a slow phase of the machine):
 #     layer                                2 threads fwd / bwd            1 thread fwd / bwd
-#     LeNet-5 1->6 5x5 pad 2, b256          1.58 -> 0.78 / 4.07 -> 1.42    4.12 -> 1.93 / 9.66 -> 3.32
-#     LeNet-5 6->16 5x5 +dX, b256           4.51 -> 1.55 / 10.90 -> 4.95   8.88 -> 3.17 / 21.04 -> 10.24
-#     Keras CNN 1->32 3x3, b128             2.82 -> 1.22 / 5.62 -> 2.25    4.67 -> 2.00 / 9.51 -> 4.46
-#     Keras CNN 32->64 3x3 +dX (Winograd)   19.50 -> 20.98 / 52.89 -> 43.29  37.34 -> 45.85 / 95.95 -> 106.64
-#     ResNet-20 16->16 28x28 +dX            7.35 -> 3.29 / 15.51 -> 7.68   14.91 -> 8.88 / 34.69 -> 19.59
-#     ResNet-20 32->32 14x14 +dX            4.37 -> 3.55 / 11.84 -> 9.33   10.77 -> 8.36 / 27.67 -> 18.14
-#     ResNet-20 64->64 7x7 +dX (im2col)     6.40 -> 3.79 / 14.51 -> 11.61  13.63 -> 9.26 / 31.62 -> 24.00
-#     ResNet-20 stem 1->16 3x3, b128        1.05 -> 0.57 / 2.35 -> 1.23    2.68 -> 1.22 / 5.87 -> 2.62
-# (the machine's speed moved between rows: compare within a row). Whole training steps, the same
-# process switching BLOCKED_MAX_CF between None and 4096 (medians of 8 interleaved, 3 for ResNet-20):
-# LeNet-5 b64 1.57x / 1.76x (2 / 1 threads), b256 2.04x / 2.11x, predict b256 2.01x / 2.05x; Keras CNN
-# 0.98x / 1.05x, predict 1.11x / 1.04x; ResNet-20 1.32x / 1.32x.
+#     LeNet-5 1->6 5x5 pad 2, b256          1.96 -> 0.93 / 4.83 -> 1.38    5.58 -> 3.16 / 14.13 -> 3.78
+#     LeNet-5 6->16 5x5 +dX, b256           5.10 -> 1.40 / 11.26 -> 5.26   10.84 -> 3.99 / 26.79 -> 11.74
+#     Keras CNN 1->32 3x3, b128             3.45 -> 1.55 / 6.95 -> 2.73    6.54 -> 3.65 / 13.59 -> 4.99
+#     Keras CNN 32->64 3x3 +dX (Winograd)   25.21 -> 21.72 / 61.10 -> 54.06  50.68 -> 49.37 / 124.80 -> 127.22
+#     ResNet-20 16->16 28x28 +dX            8.67 -> 4.48 / 18.33 -> 10.08  19.66 -> 10.20 / 46.33 -> 20.99
+#     ResNet-20 32->32 14x14 +dX            6.07 -> 4.05 / 14.46 -> 8.96   13.73 -> 9.98 / 34.75 -> 21.13
+#     ResNet-20 64->64 7x7 +dX (im2col)     8.53 -> 3.81 / 14.18 -> 13.06  19.23 -> 10.98 / 44.21 -> 30.54
+#     ResNet-20 stem 1->16 3x3, b128        1.72 -> 0.93 / 3.52 -> 1.24    3.92 -> 2.31 / 8.10 -> 3.23
+# The Keras CNN's 32->64 stays on Winograd: blocked won at 2 threads in this run (and lost in others,
+# e.g. 39.8 against 45.5 ms backward), and lost at 1 thread.
+# Whole training steps, the same process switching BLOCKED_MAX_CF between None and 4096 (medians of
+# 8 interleaved, 3 for ResNet-20; 2 / 1 threads): LeNet-5 b64 1.57x / 1.76x, b256 2.04x / 2.11x,
+# predict b256 2.01x / 2.05x; Keras CNN 0.98x / 1.05x, predict 1.11x / 1.04x; ResNet-20 1.32x / 1.32x.
 BLOCKED_MAX_CF = 4096
 BLOCKED_WINOGRAD_CF = 1024
 BLOCKED_GROUP_BYTES = 128 << 10
