@@ -59,7 +59,9 @@ static int bc_isa_cached = -1;
 /* The best build this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 baseline. */
 static int bc_isa_best(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw"))
+        return 2; /* every feature the AVX-512 build was compiled for */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
     return 0;
 }

@@ -11,7 +11,10 @@ output as in the per-tap passes of ``fast/direct.py``. dx is the same kernel on 
 (filter, tap) over each plane.
 
 Scheduling and determinism follow ``fast/direct.py``: sample chunks that depend on the shapes only,
-one task each; one dW and db part per chunk, summed in chunk order. The dispatch rule and its
+one task each; one dW and db part per chunk, summed in chunk order. Scratch per task (the C side's
+own aligned allocations, not the workspace): one sample's padded planes and output forward; for
+backward a group of samples packed for dW (``config.BLOCKED_GROUP_BYTES``, at least one sample) and
+one sample's bordered dy and dx planes. The dispatch rule and its
 measurements are in ``config.py`` (``BLOCKED_MAX_CF``); the ground truth is the im2col reference
 (``reference/conv.py``), which ``tests/test_blocked_conv.py`` compares against.
 """
@@ -29,7 +32,7 @@ __all__ = ["applies", "conv2d_forward", "conv2d_backward", "isa"]
 
 
 def isa() -> str:
-    """The micro-kernel build this CPU runs: "avx512", "avx2" or "base"."""
+    """The micro-kernel build in use: "avx512", "avx2" or "base" (the best this CPU runs)."""
     return _ext.isa()
 
 

@@ -8,10 +8,12 @@ descheduled thread holds back one chunk; inside a task every kernel is serial. B
 dW and db part per chunk and sums them in chunk order: the result is the same at any thread count.
 A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
-Stride-1 layers with a short im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an
-image net) go to a direct convolution (``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs
-(``winograd.applies``) to Winograd F(2x2, 3x3) (``fast/winograd.py``); both use the same chunking and
-determinism, and the rules and their measurements are in ``config.py``. im2col stays the general path.
+float32 stride-1 layers with few enough channels (``blocked.applies``: all of LeNet-5, ResNet-20's stride-1
+layers) go first to register-blocked direct kernels (``fast/blocked.py``); then stride-1 layers with a short
+im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an image net) to a direct convolution
+(``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs (``winograd.applies``) to Winograd
+F(2x2, 3x3) (``fast/winograd.py``); all use the same chunking and determinism, and the rules and their
+measurements are in ``config.py``. im2col stays the general path.
 
 Two layouts inside a chunk, picked by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
