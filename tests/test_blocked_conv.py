@@ -195,3 +195,28 @@ def test_a_float32_conv2d_layer_through_blocked_matches_the_float64_reference_la
     assert blocked_calls == ["conv2d_forward", "conv2d_backward"]
     for got, want in zip(*results, strict=True):
         close(got, want.astype(np.float32), np.float32)
+
+
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("-DBC_PORTABLE_ONLY", 10),  # a non-x86 GCC/Clang: the baseline build only (available, build 0)
+        ("-DBC_NO_VECTORS", 0),  # a compiler without vector extensions: no kernels, and it still compiles
+    ],
+)
+def test_the_header_compiles_where_the_builds_are_missing(tmp_path, flag, expected):
+    """The fallbacks of _blocked_conv.h for other CPUs and compilers, compiled and run with this machine's C compiler
+    (what `pip install` would build there cannot be run here, but it must compile and report no kernels)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    header = Path(blocked.__file__).with_name("_blocked_conv.h")
+    src = tmp_path / "probe.c"
+    src.write_text(f'#include "{header}"\nint main(void) {{ return bc_available() * 10 + bc_isa(); }}\n')
+    exe = tmp_path / "probe"
+    subprocess.run([cc, "-O1", flag, str(src), "-o", str(exe)], check=True, capture_output=True)
+    assert subprocess.run([str(exe)]).returncode == expected

@@ -27,6 +27,22 @@
 #define BC_QALIGN 32 /* Lq is a multiple of it (every build's position block divides it) */
 #define BC_KALIGN 4  /* Kp: taps padded to a multiple of every build's tap block */
 
+/* GCC and Clang have the vector extensions; on x86 they also build for AVX2 and AVX-512 and pick at run
+ * time. Any other compiler gets no kernels: bc_available() says so and fastnet uses its other engines. */
+#if defined(__GNUC__) && !defined(BC_NO_VECTORS) /* BC_NO_VECTORS: check the fallback compiles */
+#define BC_AVAILABLE 1
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(BC_PORTABLE_ONLY)
+#define BC_X86 1
+#endif
+#else
+#define BC_AVAILABLE 0
+#endif
+
+static int bc_available(void) { return BC_AVAILABLE; }
+
+#if BC_AVAILABLE
+
+#ifdef BC_X86
 #define BC_SUFFIX avx512
 #define BC_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 #define BC_LANES 16
@@ -44,6 +60,7 @@
 #define BC_FBG 4
 #define BC_TB 2
 #include "_blocked_body.h"
+#endif
 
 #define BC_SUFFIX base
 #define BC_TARGET
@@ -58,11 +75,13 @@ static int bc_isa_cached = -1;
 
 /* The best build this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 baseline. */
 static int bc_isa_best(void) {
+#ifdef BC_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bw"))
         return 2; /* every feature the AVX-512 build was compiled for */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
     return 0;
 }
 
@@ -81,50 +100,29 @@ static int bc_use_isa(int isa) {
 
 static long bc_lanes(void) { return bc_isa() == 2 ? 16 : (bc_isa() == 1 ? 8 : 4); }
 
+/* name##_<build>(args) for the build in use */
+#ifdef BC_X86
+#define BC_DISPATCH(name, ...)                                                                                   \
+    (bc_isa() == 2 ? name##_avx512(__VA_ARGS__) : (bc_isa() == 1 ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__)))
+#else
+#define BC_DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+
 static void bc_taps(const float *xp, const float *w, const long *off, float *out, long Fp, long K, long Lq) {
-    int isa = bc_isa();
-    if (isa == 2)
-        bc_taps_avx512(xp, w, off, out, Fp, K, Lq);
-    else if (isa == 1)
-        bc_taps_avx2(xp, w, off, out, Fp, K, Lq);
-    else
-        bc_taps_base(xp, w, off, out, Fp, K, Lq);
+    BC_DISPATCH(bc_taps, xp, w, off, out, Fp, K, Lq);
 }
 
 static void bc_grad(const float *xp, long xs, const float *dyf, long ds, long S, const long *off, float *dwv, long Fp,
                     long Kp, long Lq) {
-    int isa = bc_isa();
-    if (isa == 2)
-        bc_grad_avx512(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
-    else if (isa == 1)
-        bc_grad_avx2(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
-    else
-        bc_grad_base(xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
+    BC_DISPATCH(bc_grad, xp, xs, dyf, ds, S, off, dwv, Fp, Kp, Lq);
 }
 
-static float bc_sum(const float *a, long n) {
-    int isa = bc_isa();
-    return isa == 2 ? bc_sum_avx512(a, n) : (isa == 1 ? bc_sum_avx2(a, n) : bc_sum_base(a, n));
-}
+static float bc_sum(const float *a, long n) { return BC_DISPATCH(bc_sum, a, n); }
 
-static void bc_mask(const float *d, const float *y, float *out, long n) {
-    int isa = bc_isa();
-    if (isa == 2)
-        bc_mask_avx512(d, y, out, n);
-    else if (isa == 1)
-        bc_mask_avx2(d, y, out, n);
-    else
-        bc_mask_base(d, y, out, n);
-}
+static void bc_mask(const float *d, const float *y, float *out, long n) { BC_DISPATCH(bc_mask, d, y, out, n); }
 
 static void bc_bias(const float *out, long Lq, long Wp, const float *b, long F, long OH, long OW, int relu, float *y) {
-    int isa = bc_isa();
-    if (isa == 2)
-        bc_bias_avx512(out, Lq, Wp, b, F, OH, OW, relu, y);
-    else if (isa == 1)
-        bc_bias_avx2(out, Lq, Wp, b, F, OH, OW, relu, y);
-    else
-        bc_bias_base(out, Lq, Wp, b, F, OH, OW, relu, y);
+    BC_DISPATCH(bc_bias, out, Lq, Wp, b, F, OH, OW, relu, y);
 }
 
 static long bc_round(long v, long to) { return (v + to - 1) / to * to; }
@@ -161,12 +159,8 @@ static void bc_pack(const float *x, const bc_geom *g, float *xp) {
             memcpy(xp + c * g->plane + (g->ph + h) * g->Wp + g->pw, x + (c * g->H + h) * g->W, g->W * sizeof(float));
 }
 
-static float *bc_alloc(long n) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (size_t)(n > 0 ? n : 1) * sizeof(float)) != 0) return NULL;
-    memset(p, 0, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    return (float *)p;
-}
+/* Zeroed scratch (the kernels' vector loads and stores need no alignment). */
+static float *bc_alloc(long n) { return (float *)calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
 
 /* y[n] (F, OH, OW) = b + conv(x[n]) (ReLU when relu) for the m samples x (m, C, H, W); w is
  * (Fp, C*KH*KW) with rows F.. zero. Returns 0, or -1 if scratch could not be allocated. */
@@ -253,3 +247,27 @@ static int bc_backward(const float *dy, const float *y, int relu, const float *x
     free(xp), free(dyf), free(dwv), free(dyp), free(out2), free(off), free(off2), free(md);
     return 0;
 }
+
+#else /* no vector extensions: no kernels (bc_available() is 0 and fastnet never calls these) */
+
+static int bc_isa(void) { return 0; }
+static int bc_isa_best(void) { return 0; }
+static int bc_use_isa(int isa) { return 0; }
+static long bc_lanes(void) { return 4; }
+typedef struct {
+    long C, H, W, KH, KW, ph, pw, OH, OW, Wp, Lq, plane;
+} bc_geom;
+static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw) {
+    bc_geom g = {C, H, W, KH, KW, ph, pw, H + 2 * ph - KH + 1, W + 2 * pw - KW + 1, W + 2 * pw, 0, 0};
+    return g;
+}
+static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
+                      float *y) {
+    return -2;
+}
+static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,
+                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats) {
+    return -2;
+}
+
+#endif

@@ -12,6 +12,7 @@ cdef extern from "_blocked_conv.h" nogil:
         long C, H, W, KH, KW, ph, pw, OH, OW, Wp, Lq, plane
     bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw)
     long bc_lanes()
+    int bc_available()
     int bc_isa()
     int bc_isa_best()
     int bc_use_isa(int isa)
@@ -28,6 +29,11 @@ def block() -> int:
 
 
 _ISAS = ("base", "avx2", "avx512")
+
+
+def available() -> bool:
+    """Whether the kernels were built (GCC or Clang: vector extensions); without them fastnet uses its other engines."""
+    return bool(bc_available())
 
 
 def isa() -> str:
@@ -71,7 +77,8 @@ def forward(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1]
     with nogil:
         rc = bc_forward(&x[0, 0, 0, 0], m, g, &w[0, 0], &b[0], F, Fp, relu, &y[0, 0, 0, 0])
     if rc:
-        raise MemoryError("blocked conv forward: scratch allocation failed")
+        raise MemoryError("blocked conv forward: scratch allocation failed") if rc == -1 else RuntimeError(
+            "blocked conv: not built with this compiler")
 
 
 def backward(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] y, bint relu, const float[:, :, :, ::1] x,
@@ -105,4 +112,5 @@ def backward(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] y, bint rel
     with nogil:
         rc = bc_backward(&dy[0, 0, 0, 0], yp, relu, &x[0, 0, 0, 0], m, g, F, &dw[0, 0], &db[0], w2p, Cp, dxp, group_bytes // 4)
     if rc:
-        raise MemoryError("blocked conv backward: scratch allocation failed")
+        raise MemoryError("blocked conv backward: scratch allocation failed") if rc == -1 else RuntimeError(
+            "blocked conv: not built with this compiler")

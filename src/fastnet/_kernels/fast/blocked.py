@@ -40,13 +40,15 @@ def applies(C: int, F: int, kernel, stride, padding, dtype, winograd: bool = Fal
     """True when ``fast/conv.py`` sends this convolution here (forward and backward alike): float32, stride 1,
     padding below the kernel size (dx's border is ``KH - 1 - ph``), and at most ``config.BLOCKED_MAX_CF`` input
     times output channels (None: never), or at most ``config.BLOCKED_WINOGRAD_CF`` of them for a layer that
-    Winograd would also take (``winograd``): with more channels its GEMMs win."""
+    Winograd would also take (``winograd``): with more channels its GEMMs win. Never where the extension was built
+    without the kernels (a compiler other than GCC or Clang)."""
     widest = config.BLOCKED_MAX_CF
     if widest is not None and winograd:
         widest = min(widest, config.BLOCKED_WINOGRAD_CF)
     kh, kw = int(kernel[0]), int(kernel[1])
     return (
         widest is not None
+        and _ext.available()
         and np.dtype(dtype) == np.float32
         and tuple(stride) == (1, 1)
         and 0 <= int(padding[0]) < kh
