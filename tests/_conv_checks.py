@@ -1,4 +1,5 @@
-"""What the convolution-engine tests share (Winograd, direct): random operands and the equivalence tolerance."""
+"""What the convolution-engine tests share (Winograd, direct, blocked): random operands, the equivalence tolerance,
+the checks, and a recorder of the calls that reach an engine."""
 
 import numpy as np
 
@@ -67,3 +68,13 @@ def assert_relu_keeps_nan(x, wt, b):
     ok = ~np.isnan(y_ref)
     close(y[ok], y_ref[ok], x.dtype)
     return y
+
+
+def record_calls(monkeypatch, engine):
+    """The names of ``engine``'s ``conv2d_forward`` / ``conv2d_backward`` calls from now on (a list that grows), so a
+    test knows it exercised that engine; ``monkeypatch`` undoes the wrapping."""
+    calls = []
+    for name in ("conv2d_forward", "conv2d_backward"):
+        real = getattr(engine, name)
+        monkeypatch.setattr(engine, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    return calls

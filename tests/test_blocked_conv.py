@@ -10,6 +10,7 @@ from _conv_checks import (
     assert_same_at_every_thread_count,
     close,
     conv_case,
+    record_calls,
 )
 from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
@@ -44,12 +45,8 @@ def _case(shape, seed=0):
 
 @pytest.fixture
 def blocked_calls(monkeypatch):
-    """Counts the calls that reach the blocked kernels, so a test knows it exercised them."""
-    calls = []
-    for name in ("conv2d_forward", "conv2d_backward"):
-        real = getattr(blocked, name)
-        monkeypatch.setattr(blocked, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    return calls
+    """Records the calls that reach the blocked kernels, so a test knows it exercised them."""
+    return record_calls(monkeypatch, blocked)
 
 
 ISAS = ("base", "avx2", "avx512")

@@ -9,6 +9,7 @@ from _conv_checks import (
     assert_same_at_every_thread_count,
     close,
     conv_case,
+    record_calls,
 )
 from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
@@ -48,12 +49,8 @@ def _case(shape, dtype, seed=0):
 
 @pytest.fixture
 def direct_calls(monkeypatch):
-    """Counts the calls that reach the direct kernels, so a test knows it exercised them."""
-    calls = []
-    for name in ("conv2d_forward", "conv2d_backward"):
-        real = getattr(fast_direct, name)
-        monkeypatch.setattr(fast_direct, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    return calls
+    """Records the calls that reach the direct kernels, so a test knows it exercised them."""
+    return record_calls(monkeypatch, fast_direct)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -9,6 +9,7 @@ from _conv_checks import (
     assert_same_at_every_thread_count,
     close,
     conv_case,
+    record_calls,
 )
 from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
@@ -134,10 +135,7 @@ def test_winograd_is_the_same_at_every_thread_count(keep_threads, monkeypatch, a
     ],
 )
 def test_dispatch_takes_winograd_only_where_it_wins(monkeypatch, c, f, h, k, s, expected):
-    calls = []
-    for name in ("conv2d_forward", "conv2d_backward"):
-        real = getattr(fast_wino, name)
-        monkeypatch.setattr(fast_wino, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    calls = record_calls(monkeypatch, fast_wino)
     p = 0 if h == 26 else k // 2
     x, wt, b, _ = _case((2, c, f, h, h, (p, p)), np.float32)
     wt = np.ascontiguousarray(np.resize(wt, (f, c, k, k)))
