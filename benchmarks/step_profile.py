@@ -10,7 +10,8 @@ the library is not changed) and prints medians over the instrumented steps:
 
 - per layer (dotted name in the model; a fused activation shows as ``conv2d +re_lu``): forward and
   backward ms; for conv/dense layers the part of both spent in GEMM calls, in data movement
-  (im2col/col2im, layout copies) and the rest (allocation, bias/ReLU passes, reductions, Python);
+  (im2col/col2im, layout copies) and the rest (allocation, bias/ReLU passes, reductions, Python; and
+  the whole of a layer on the direct or blocked convolution kernels, which make no GEMM calls);
   their achieved GFLOP/s counting direct-convolution FLOPs ``2*N*F*C*KH*KW*OH*OW`` per pass (forward
   1 pass, backward 2: dW and dX, 1 where the layer skips dX as a model's first layer does), the same
   over GEMM time only, and the fraction of this machine's float32 GEMM rate at the run's thread count;

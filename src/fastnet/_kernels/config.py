@@ -90,8 +90,9 @@ DIRECT_MAX_K = 32
 # Winograd, 2.25x fewer multiplications). BLOCKED_GROUP_BYTES: samples packed together for the weight
 # gradient, so its partial sums stay in registers across them (1 sample, 32 KiB, 128 KiB, 1 MiB
 # measured: 128 KiB best or level everywhere, ResNet-20's 64->64 7x7 backward 23.7 -> 17.5 ms at 1 thread).
-# Measured 2026-12-01 18:05 UTC, the final kernels (2-core AVX-512 VM, wall-clock medians of 7 x 3
-# interleaved repeats, float32, fused ReLU, dx where a later layer needs it; ms from the engine the
+# Measured 2026-12-01 18:05 UTC, the final kernels, by what is now benchmarks/conv_engines.py
+# (`PYTHONPATH=src python benchmarks/conv_engines.py --threads 2 --steps`; 2-core AVX-512 VM, wall-clock
+# medians of 7 x 3 interleaved repeats, float32, fused ReLU, dx where a later layer needs it; ms from the engine the
 # layer used before -> blocked; the 1-thread run fell in a slow phase of the machine):
 #     layer                                2 threads fwd / bwd            1 thread fwd / bwd
 #     LeNet-5 1->6 5x5 pad 2, b256          1.96 -> 0.93 / 4.83 -> 1.38    5.58 -> 3.16 / 14.13 -> 3.78

@@ -51,6 +51,18 @@ def _match_fp_mode() -> None:
         _fp.on = on
 
 
+def per_task(n: int, min_tasks: int) -> int:
+    """Items per task so that ``n`` items make at least ``min_tasks`` tasks when there are that many: a function of
+    ``n`` only, never of the thread count (the tasks' order fixes how their parts are combined)."""
+    return max(1, -(-n // min_tasks))
+
+
+def chunks(n: int, min_tasks: int) -> list[slice]:
+    """``range(n)`` cut into consecutive slices of ``per_task(n, min_tasks)`` items (the last may be shorter)."""
+    step = per_task(n, min_tasks)
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def team(n_tasks: int) -> int:
     """Threads that would run ``n_tasks`` tasks from the calling thread (1: run them inline)."""
     return max(1, min(parallel.team_size(threads.get_num_threads()), n_tasks))

@@ -40,6 +40,25 @@
 
 static int bc_available(void) { return BC_AVAILABLE; }
 
+static long bc_round(long v, long to) { return (v + to - 1) / to * to; }
+
+/* One stride-1 correlation: input planes (C, H, W) bordered by (ph, pw), kernel KH x KW. */
+typedef struct {
+    long C, H, W, KH, KW, ph, pw;
+    long OH, OW, Wp, Lq, plane; /* plane: floats per padded channel, room for the last tap's reads */
+} bc_geom;
+
+static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw) {
+    bc_geom g;
+    g.C = C, g.H = H, g.W = W, g.KH = KH, g.KW = KW, g.ph = ph, g.pw = pw;
+    g.OH = H + 2 * ph - KH + 1;
+    g.OW = W + 2 * pw - KW + 1;
+    g.Wp = W + 2 * pw;
+    g.Lq = bc_round(g.OH * g.Wp, BC_QALIGN);
+    g.plane = bc_round(g.Lq + (KH - 1) * g.Wp + KW, 16);
+    return g;
+}
+
 #if BC_AVAILABLE
 
 #ifdef BC_X86
@@ -123,25 +142,6 @@ static void bc_mask(const float *d, const float *y, float *out, long n) { BC_DIS
 
 static void bc_bias(const float *out, long Lq, long Wp, const float *b, long F, long OH, long OW, int relu, float *y) {
     BC_DISPATCH(bc_bias, out, Lq, Wp, b, F, OH, OW, relu, y);
-}
-
-static long bc_round(long v, long to) { return (v + to - 1) / to * to; }
-
-/* One stride-1 correlation: input planes (C, H, W) bordered by (ph, pw), kernel KH x KW. */
-typedef struct {
-    long C, H, W, KH, KW, ph, pw;
-    long OH, OW, Wp, Lq, plane; /* plane: floats per padded channel, room for the last tap's reads */
-} bc_geom;
-
-static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw) {
-    bc_geom g;
-    g.C = C, g.H = H, g.W = W, g.KH = KH, g.KW = KW, g.ph = ph, g.pw = pw;
-    g.OH = H + 2 * ph - KH + 1;
-    g.OW = W + 2 * pw - KW + 1;
-    g.Wp = W + 2 * pw;
-    g.Lq = bc_round(g.OH * g.Wp, BC_QALIGN);
-    g.plane = bc_round(g.Lq + (KH - 1) * g.Wp + KW, 16);
-    return g;
 }
 
 static void bc_offsets(const bc_geom *g, long *off, long Kp) {
@@ -254,13 +254,6 @@ static int bc_isa(void) { return 0; }
 static int bc_isa_best(void) { return 0; }
 static int bc_use_isa(int isa) { return 0; }
 static long bc_lanes(void) { return 4; }
-typedef struct {
-    long C, H, W, KH, KW, ph, pw, OH, OW, Wp, Lq, plane;
-} bc_geom;
-static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, long pw) {
-    bc_geom g = {C, H, W, KH, KW, ph, pw, H + 2 * ph - KH + 1, W + 2 * pw - KW + 1, W + 2 * pw, 0, 0};
-    return g;
-}
 static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
                       float *y) {
     return -2;

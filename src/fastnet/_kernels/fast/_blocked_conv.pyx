@@ -24,7 +24,7 @@ cdef extern from "_blocked_conv.h" nogil:
 
 
 def block() -> int:
-    """Filters (and, for the input gradient, channels) per register block: weights are padded to a multiple."""
+    """The multiple that the weights' filter rows (and, for the input gradient, channel rows) are padded to."""
     return BC_FB
 
 

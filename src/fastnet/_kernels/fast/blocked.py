@@ -12,7 +12,7 @@ output as in the per-tap passes of ``fast/direct.py``. dx is the same kernel on 
 
 Scheduling and determinism follow ``fast/direct.py``: sample chunks that depend on the shapes only,
 one task each; one dW and db part per chunk, summed in chunk order. Scratch per task (the C side's
-own aligned allocations, not the workspace): one sample's padded planes and output forward; for
+own allocations, not the workspace): one sample's padded planes and output forward; for
 backward a group of samples packed for dW (``config.BLOCKED_GROUP_BYTES``, at least one sample) and
 one sample's bordered dy and dx planes. The dispatch rule and its
 measurements are in ``config.py`` (``BLOCKED_MAX_CF``); the ground truth is the im2col reference
@@ -57,14 +57,9 @@ def applies(C: int, F: int, kernel, stride, padding, dtype, winograd: bool = Fal
     )
 
 
-def _step(N: int) -> int:
-    """Samples per task: at least ``config.CONV_MIN_CHUNKS`` tasks when the batch allows (shapes only)."""
-    return max(1, -(-N // config.CONV_MIN_CHUNKS))
-
-
-def _padded_rows(a2, rows: int):
+def _padded_rows(a2):
     """``a2`` (r, k) with zero rows appended up to a multiple of the kernels' register block."""
-    block = _ext.block()
+    rows, block = a2.shape[0], _ext.block()
     out = np.zeros((-(-rows // block) * block, a2.shape[1]), dtype=np.float32)
     out[:rows] = a2
     return out
@@ -75,15 +70,15 @@ def conv2d_forward(x, w, b, padding, out_hw, relu):
     N, F = x.shape[0], w.shape[0]
     kh, kw = w.shape[2], w.shape[3]
     ph, pw = int(padding[0]), int(padding[1])
-    wp = _padded_rows(w.reshape(F, -1), F)
+    wp = _padded_rows(w.reshape(F, -1))
     y = np.empty((N, F, *out_hw), dtype=np.float32)
-    step = _step(N)
+    parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
 
     def chunk(i):
-        s = slice(i * step, min(N, (i + 1) * step))
+        s = parts[i]
         _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s])
 
-    tasks.run(chunk, -(-N // step))
+    tasks.run(chunk, len(parts))
     return y
 
 
@@ -92,17 +87,16 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
     N, C = x.shape[:2]
     F, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     ph, pw = int(padding[0]), int(padding[1])
-    step = _step(N)
-    n_chunks = -(-N // step)
-    dw_parts = np.zeros((n_chunks, F, C * kh * kw), dtype=np.float32)
-    db_parts = np.zeros((n_chunks, F), dtype=np.float32)
-    # dx is the correlation of the bordered dy with w transposed (C <-> F) and flipped
-    w2 = _padded_rows(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(C, -1), C) if need_dx else w.reshape(F, -1)
+    parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
+    dw_parts = np.zeros((len(parts), F, C * kh * kw), dtype=np.float32)
+    db_parts = np.zeros((len(parts), F), dtype=np.float32)
+    # dx is the correlation of the bordered dy with w transposed (C <-> F) and flipped (unread without dx)
+    w2 = _padded_rows(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].reshape(C, -1)) if need_dx else w.reshape(F, -1)
     dx = np.empty_like(x) if need_dx else x[:0]
     mask = y if relu else dy  # read only when relu
 
     def task(i):
-        s = slice(i * step, min(N, (i + 1) * step))
+        s = parts[i]
         dxs = dx[s] if need_dx else dx
         _ext.backward(
             dy[s],
@@ -121,6 +115,6 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
             config.BLOCKED_GROUP_BYTES,
         )
 
-    tasks.run(task, n_chunks)
+    tasks.run(task, len(parts))
     dw = dw_parts.sum(axis=0).reshape(w.shape)
     return (dx if need_dx else None), dw, db_parts.sum(axis=0)

@@ -85,7 +85,7 @@ def _plan(N, F, K, P, itemsize):
     per_sample = ((K + F) * P + (F * K if stacked else 0)) * itemsize
     step = workspace.chunk_size(N, per_sample)
     cache_bytes = config.STACKED_CHUNK_BYTES if stacked else config.WIDE_CHUNK_BYTES
-    step = min(step, max(1, cache_bytes // per_sample), max(1, -(-N // config.CONV_MIN_CHUNKS)))
+    step = min(step, max(1, cache_bytes // per_sample), tasks.per_task(N, config.CONV_MIN_CHUNKS))
     return stacked, step
 
 

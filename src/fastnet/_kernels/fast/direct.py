@@ -34,23 +34,18 @@ def applies(C: int, kernel, stride) -> bool:
     return tuple(stride) == (1, 1) and k is not None and C * int(kernel[0]) * int(kernel[1]) <= k
 
 
-def _step(N: int) -> int:
-    """Samples per task: at least ``config.CONV_MIN_CHUNKS`` tasks when the batch allows (shapes only)."""
-    return max(1, -(-N // config.CONV_MIN_CHUNKS))
-
-
 def conv2d_forward(x, w, b, padding, out_hw, relu):
     """y (N, F, OH, OW) of a stride-1 convolution; x, w, b C-contiguous of one float dtype."""
     N = x.shape[0]
     ph, pw = int(padding[0]), int(padding[1])
     y = np.empty((N, w.shape[0], *out_hw), dtype=x.dtype)
-    step = _step(N)
+    parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
 
     def chunk(i):
-        s = slice(i * step, min(N, (i + 1) * step))
+        s = parts[i]
         planes.forward_planes(x[s], w, b, ph, pw, relu, y[s])
 
-    tasks.run(chunk, -(-N // step))
+    tasks.run(chunk, len(parts))
     return y
 
 
@@ -59,17 +54,16 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
     N = x.shape[0]
     F = w.shape[0]
     ph, pw = int(padding[0]), int(padding[1])
-    step = _step(N)
-    n_chunks = -(-N // step)
-    dw_parts = np.empty((n_chunks, *w.shape), dtype=x.dtype)
-    db_parts = np.empty((n_chunks, F), dtype=x.dtype)
+    parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
+    dw_parts = np.empty((len(parts), *w.shape), dtype=x.dtype)
+    db_parts = np.empty((len(parts), F), dtype=x.dtype)
     dx = np.empty_like(x) if need_dx else x[:0]  # without dx the kernel writes none (an empty array of x's type)
     mask = y if relu else dy  # read only when relu
 
     def task(i):
-        s = slice(i * step, min(N, (i + 1) * step))
+        s = parts[i]
         dxs = dx[s] if need_dx else dx
         planes.backward_planes(dy[s], mask[s], relu, x[s], w, ph, pw, need_dx, dw_parts[i], db_parts[i], dxs)
 
-    tasks.run(task, n_chunks)
+    tasks.run(task, len(parts))
     return (dx if need_dx else None), dw_parts.sum(axis=0), db_parts.sum(axis=0)

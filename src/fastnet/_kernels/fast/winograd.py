@@ -63,7 +63,7 @@ def _plan(N, C, F, T, itemsize):
     depend on the shapes only, as in conv.py, so the results do not depend on the thread count."""
     per_sample = 16 * (C + F) * T * itemsize
     sub = min(workspace.chunk_size(N, per_sample), max(1, config.WINOGRAD_CHUNK_BYTES // per_sample))
-    step = max(sub, -(-N // config.CONV_MIN_CHUNKS))
+    step = max(sub, tasks.per_task(N, config.CONV_MIN_CHUNKS))
     return step - step % sub if step > sub else step, sub
 
 

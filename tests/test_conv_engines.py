@@ -1,0 +1,42 @@
+"""benchmarks/conv_engines.py (the interleaved blocked-vs-before view behind config.py's table): it times both
+engines of a layer, restores the shipped dispatch rule, and refuses an unknown layer by name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastnet._kernels import config
+
+BENCH = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def ce():
+    sys.path.insert(0, BENCH)
+    try:
+        import conv_engines
+
+        yield conv_engines
+    finally:
+        while BENCH in sys.path:  # conv_engines adds its own directory too
+            sys.path.remove(BENCH)
+
+
+def test_both_engines_are_timed_and_the_rule_is_restored(ce):
+    shipped = config.BLOCKED_MAX_CF
+    rows = ce.layer_rows(["LeNet-5 6->16 5x5", "ResNet-20 stem 1->16"], batch=2, rounds=1, reps=1)
+    assert shipped == config.BLOCKED_MAX_CF  # restored
+    for times in rows.values():
+        assert set(times) == {(e, p) for e in ("before", "blocked") for p in ("fwd", "bwd")}
+        assert all(t > 0 for t in times.values())
+
+
+def test_main_prints_a_row_per_layer_and_refuses_unknown_names(ce, capsys):
+    ce.main(["--batch", "2", "--rounds", "1", "--reps", "1", "--layers", "LeNet-5 6->16 5x5"])
+    out = capsys.readouterr().out
+    assert "| LeNet-5 6->16 5x5 |" in out
+    with pytest.raises(SystemExit, match="unknown layer"):
+        ce.main(["--layers", "LeNet-7"])
