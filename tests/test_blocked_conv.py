@@ -12,7 +12,7 @@ from _conv_checks import (
     conv_case,
     record_calls,
 )
-from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
+from _fused import FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
 import fastnet
 from fastnet._kernels import config
@@ -184,7 +184,7 @@ def test_a_float32_conv2d_layer_through_blocked_matches_the_float64_reference_la
         fastnet.seed(0)
         with fastnet.use_backend(backend):
             layer = Conv2D(3, 5, (3, 2), padding=(1, 0), dtype=dtype)
-            node = _FusedRelu(layer) if relu else layer
+            node = FusedRelu(layer) if relu else layer
             y = node.forward(x.astype(dtype), training=True)
             dy = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
             dx = node.backward(dy)

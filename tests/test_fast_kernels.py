@@ -32,10 +32,11 @@ seeds = st.integers(0, 2**31 - 1)
 dim = st.integers(1, 17)  # batch 1 and odd sizes included
 
 
-def run(name, *args):
+def run(name, *args, **kwargs):
     """(fast result, reference result), each on its own deep copy of the arguments."""
     copy = lambda a: a.copy() if isinstance(a, np.ndarray) else a  # noqa: E731
-    return kernel(name, "fast")(*map(copy, args)), kernel(name, "numpy")(*map(copy, args))
+    fast = kernel(name, "fast")(*map(copy, args), **{k: copy(v) for k, v in kwargs.items()})
+    return fast, kernel(name, "numpy")(*map(copy, args), **{k: copy(v) for k, v in kwargs.items()})
 
 
 def close(f, r, dtype):
@@ -200,26 +201,97 @@ def test_unknown_activation_is_a_value_error():
 
 
 @SETTINGS
-@given(n=dim, c=st.integers(1, 7), length=st.sampled_from([1, 3, 16, 25]), dtype=dtypes, seed=seeds)
-def test_batchnorm(n, c, length, dtype, seed):
+@given(
+    n=dim,
+    c=st.integers(1, 7),
+    length=st.sampled_from([1, 3, 16, 25]),
+    act=st.sampled_from([None, "relu"]),
+    dtype=dtypes,
+    seed=seeds,
+)
+def test_batchnorm(n, c, length, act, dtype, seed):
     rng = np.random.default_rng(seed)
     x = randn(rng, (n, c, length), dtype, 2.0) + dtype(3.0)  # non-zero mean: the centring matters
     gamma, beta = randn(rng, c, dtype), randn(rng, c, dtype)
-    (yf, mf, vf, hf, sf), ref = run("batchnorm_forward_train", x, gamma, beta, 1e-5)
-    close_all(((yf, mf, vf, hf, sf), ref), dtype)
+    (yf, mf, vf, sf), ref = run("batchnorm_forward_train", x, gamma, beta, 1e-5, act=act)
+    close_all(((yf, mf, vf, sf), ref), dtype)
     rm, rv = randn(rng, c, dtype), np.abs(randn(rng, c, dtype)) + dtype(0.5)
-    close_all(run("batchnorm_forward_eval", x, gamma, beta, rm, rv, 1e-5), dtype)
+    close_all(run("batchnorm_forward_eval", x, gamma, beta, rm, rv, 1e-5, act=act), dtype)
     dy = randn(rng, (n, c, length), dtype)
-    _, _, _, xhat, inv_std = ref
-    close_all(run("batchnorm_backward", dy, xhat, gamma, inv_std), dtype)
+    y, mean, _, inv_std = ref
+    close_all(run("batchnorm_backward", dy, x, mean, gamma, inv_std, act=act, y3=y), dtype)
 
 
-def test_batchnorm_rejects_bad_shapes():
+def test_batchnorm_fused_relu_is_bn_then_relu(rng):
+    """The fused kernels equal the two separate kernels, NaN included (it propagates as in np.maximum)."""
+    x = rng.standard_normal((3, 4, 10)).astype(np.float32)
+    x[1, 2, 5] = np.nan
+    gamma, beta = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    for backend in ("fast", "numpy"):
+        bn = kernel("batchnorm_forward_train", backend)
+        fused, plain = bn(x, gamma, beta, 1e-5, act="relu"), bn(x, gamma, beta, 1e-5)
+        np.testing.assert_array_equal(fused[0], kernel("relu_forward", backend)(plain[0]))
+        dy = rng.standard_normal(x.shape).astype(np.float32)
+        back = kernel("batchnorm_backward", backend)
+        masked = kernel("relu_backward", backend)(dy, fused[0])
+        np.testing.assert_allclose(
+            back(dy, x, fused[1], gamma, fused[3], act="relu", y3=fused[0])[0],
+            back(masked, x, fused[1], gamma, fused[3])[0],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_batchnorm_rejects_bad_shapes_and_activations():
     x = np.ones((2, 3, 4), np.float32)
+    c3 = np.ones(3, np.float32)
+    for backend in ("fast", "numpy"):
+        with pytest.raises(ValueError, match="batchnorm_forward_train: act must be None or 'relu', got 'tanh'"):
+            kernel("batchnorm_forward_train", backend)(x, c3, c3, 1e-5, act="tanh")
+        with pytest.raises(ValueError, match="act='relu' needs the forward output y3"):
+            kernel("batchnorm_backward", backend)(x, x, c3, c3, c3, act="relu")
+    with pytest.raises(ValueError, match=r"x3 must have the shape of dy3 \(2, 3, 4\), got \(2, 3, 5\)"):
+        kernel("batchnorm_backward", "fast")(x, np.ones((2, 3, 5), np.float32), c3, c3, c3)
     with pytest.raises(ValueError, match=r"gamma must have shape \(3,\), got \(4,\)"):
         kernel("batchnorm_forward_train", "fast")(x, np.ones(4, np.float32), np.ones(3, np.float32), 1e-5)
     with pytest.raises(ValueError, match=r"x3 must be 3-D \(N, C, L\), got shape \(3, 4\)"):
         kernel("batchnorm_forward_train", "fast")(x[0], np.ones(3, np.float32), np.ones(3, np.float32), 1e-5)
+
+
+# --- add (merge) ---
+
+
+@SETTINGS
+@given(
+    n=dim,
+    length=st.integers(1, 40),
+    terms=st.integers(2, 4),
+    act=st.sampled_from([None, "relu"]),
+    dtype=dtypes,
+    seed=seeds,
+)
+def test_add(n, length, terms, act, dtype, seed):
+    rng = np.random.default_rng(seed)
+    xs = [randn(rng, (n, 3, length), dtype) for _ in range(terms)]
+    close_all(run("add_forward", xs, act=act), dtype)
+
+
+def test_add_fused_relu_keeps_nan_and_rejects_bad_terms():
+    a = np.array([1.0, -2.0, np.nan, 0.5], np.float32)
+    b = np.array([-3.0, 1.0, 1.0, 0.25], np.float32)
+    for backend in ("fast", "numpy"):
+        add = kernel("add_forward", backend)
+        np.testing.assert_array_equal(add([a, b], act="relu"), [0.0, 0.0, np.nan, 0.75])
+        with pytest.raises(
+            ValueError, match=r"add_forward: the arrays must have one shape and dtype, got float32\(4,\), float32\(3,\)"
+        ):
+            add([a, b[:3]])
+        with pytest.raises(ValueError, match="add_forward: the arrays must have one shape and dtype"):
+            add([a, b.astype(np.float64)])
+        with pytest.raises(ValueError, match="add_forward: expected a list of at least 2 arrays"):
+            add([a])
+        with pytest.raises(ValueError, match="add_forward: act must be None or 'relu', got 'tanh'"):
+            add([a, b], act="tanh")
 
 
 # --- dropout ---
@@ -439,7 +511,9 @@ def test_parallel_variants(dtype, monkeypatch):
     ref = kernel("batchnorm_forward_train", "numpy")(x3, gamma, beta, 1e-5)
     close_all(run("batchnorm_forward_train", x3, gamma, beta, 1e-5), dtype)
     close_all(run("batchnorm_forward_eval", x3, gamma, beta, ref[1], ref[2], 1e-5), dtype)
-    close_all(run("batchnorm_backward", x3[::-1].copy(), ref[3], gamma, ref[4]), dtype)
+    close_all(run("batchnorm_backward", x3[::-1].copy(), x3, ref[1], gamma, ref[3]), dtype)
+    close_all(run("batchnorm_backward", x3[::-1].copy(), x3, ref[1], gamma, ref[3], act="relu", y3=x3), dtype)
+    close_all(run("add_forward", [flat, soft, flat[::-1].copy()], act="relu"), dtype)
     grads = [randn(rng, big, dtype) for _ in range(3)]
     for name, hyper, state_names in OPTIM_CASES[1::2]:
         fast = optim_steps("fast", name, hyper, state_names, flat, grads)

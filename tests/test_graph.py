@@ -177,6 +177,33 @@ def test_fusion_is_a_compile_rewrite_and_changes_no_result(rng):
     assert fn.gradcheck.check_model(model, xs, rng.standard_normal((4, 3))).ok
 
 
+@pytest.mark.parametrize("backend_name", ["fast", "numpy"])
+def test_residual_block_fuses_batchnorm_relu_and_add_relu(backend_name, rng):
+    """compile fuses BatchNorm+ReLU and Add+ReLU (a ResNet block's two fusions) as it fuses
+    Conv2D+ReLU: the same forward (train and eval), the same gradients, a float64 gradient check."""
+    fn.seed(3)
+    model, shape = residual()
+    xs = rng.standard_normal((3, *shape))
+    with fn.use_backend(backend_name):
+        start = {k: v.copy() for k, v in model.state_dict().items()}
+        before = model.forward(xs, training=True)
+        model.backward(np.ones_like(before))
+        grads = {k: g.copy() for k, g in model.grads.items()}
+        updated = {k: v.copy() for k, v in model.state_dict().items()}  # running statistics moved once
+        evaluated = model.forward(xs, training=False)
+        model.compile(optimizer="sgd", loss="mse")
+        assert model.fusions() == [("batchnorm2d", "relu"), ("add", "relu_1")]
+        model.load_state_dict(start)
+        np.testing.assert_allclose(model.forward(xs, training=True), before, rtol=1e-12, atol=1e-14)
+        for k, v in model.state_dict().items():
+            np.testing.assert_allclose(v, updated[k], rtol=1e-12, atol=1e-14)
+        model.backward(np.ones_like(before))
+        for k, g in model.grads.items():
+            np.testing.assert_allclose(g, grads[k], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(model.forward(xs, training=False), evaluated, rtol=1e-12, atol=1e-14)
+        assert fn.gradcheck.check_model(model, xs, rng.standard_normal((3, 3))).ok
+
+
 def test_sequential_holds_a_model_and_a_model_holds_a_sequential(rng):
     bx = fn.Input((4, 6, 6))
     h = L.BatchNorm2d(4)(L.Conv2D(4, 4, 3, padding=1, bias=False)(bx))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from _fused import FusedRelu
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -335,27 +336,12 @@ def _conv_relu_pair(dtype=np.float32, seed=0, **kw):
     return a, b
 
 
-class _FusedRelu:
-    """A Conv2D called the way a compiled model's fused node calls it: with ``activation``."""
-
-    def __init__(self, conv):
-        self.conv, self.params, self.grads, self.buffers, self.name = conv, conv.params, conv.grads, {}, "fused"
-
-    def forward(self, x, training=None):
-        y, self._ctx = self.conv._forward(x, True, activation=("relu", 0.0))
-        return y
-
-    def backward(self, dout):
-        self.conv.zero_grad()
-        return self.conv._backward(self._ctx, dout, True)
-
-
 @pytest.mark.parametrize("out_channels", [5, 24])  # stacked and wide GEMM paths
 def test_fused_relu_equals_conv_then_relu(backend, out_channels):
     from fastnet.layers import ReLU
 
     plain, conv = _conv_relu_pair(out_channels=out_channels)
-    fused = _FusedRelu(conv)
+    fused = FusedRelu(conv)
     act = ReLU()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 3, 7, 6)).astype(np.float32)
@@ -374,7 +360,7 @@ def test_fused_relu_equals_conv_then_relu(backend, out_channels):
 @pytest.mark.parametrize("out_channels", [3, 20])
 def test_fused_relu_conv_gradcheck(backend, out_channels):
     _, conv = _conv_relu_pair(np.float64, seed=2, out_channels=out_channels, stride=(1, 2))
-    layer = _FusedRelu(conv)
+    layer = FusedRelu(conv)
     x = np.random.default_rng(9).standard_normal((2, 3, 6, 5))
     result = check_layer(layer, x)
     result.assert_ok()
@@ -383,7 +369,7 @@ def test_fused_relu_conv_gradcheck(backend, out_channels):
 
 def test_fused_relu_backends_agree():
     _, conv = _conv_relu_pair(np.float64, out_channels=20)
-    layer = _FusedRelu(conv)
+    layer = FusedRelu(conv)
     x = np.random.default_rng(4).standard_normal((3, 3, 9, 8))
     out = {}
     for name in ("fast", "numpy"):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from _fused import FusedRelu
 
 import fastnet
 from fastnet import layers as L
@@ -63,6 +64,34 @@ def test_batchnorm1d_eval_uses_running_stats(backend, rng):
     y_train = layer.forward(x, training=True)
     np.testing.assert_allclose(y_train.mean(axis=0), layer.params["bias"], atol=1e-12)
     assert not np.allclose(y_train, y_eval)
+
+
+@pytest.mark.parametrize("kind,shape", [(L.BatchNorm1d, (6, 3)), (L.BatchNorm2d, (3, 2, 4, 5))], ids=str)
+def test_batchnorm_fused_relu_gradcheck_and_equals_bn_then_relu(backend, kind, shape, rng):
+    """BatchNorm called as a compiled model's fused BatchNorm+ReLU node: a float64 gradient check,
+    and the same output, input gradient and parameter gradients as BatchNorm then ReLU."""
+    x = rng.standard_normal(shape) * 2 + 1
+    fused = FusedRelu(randomise_affine(kind(shape[1], dtype=np.float64), rng))
+    check_layer(fused, x).assert_ok()
+    plain, relu = kind(shape[1], dtype=np.float64), L.ReLU()
+    plain.load_state_dict(fused.layer.state_dict())
+    y = fused.forward(x)
+    np.testing.assert_allclose(y, relu.forward(plain.forward(x, training=True), training=True), atol=1e-12)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(shape)
+    np.testing.assert_allclose(fused.backward(dy), plain.backward(relu.backward(dy)), atol=1e-12)
+    for k in ("weight", "bias"):
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], atol=1e-12)
+    for k, v in plain.state_dict().items():  # the running statistics moved the same way
+        np.testing.assert_allclose(fused.layer.state_dict()[k], v, atol=1e-12)
+    np.testing.assert_allclose(fused.forward(x, training=False), np.maximum(plain.forward(x, training=False), 0))
+
+
+def test_batchnorm_fuses_only_relu():
+    layer = L.BatchNorm2d(2)
+    assert layer.accepts_activation("relu") and not layer.accepts_activation("sigmoid")
+    with pytest.raises(ValueError, match=r"BatchNorm2d: can fuse only \('relu',\), got 'tanh'"):
+        layer._forward(np.zeros((2, 2, 3, 3), np.float32), True, activation=("tanh", 0.0))
 
 
 def test_batchnorm_running_stats_updated_in_place_and_gradcheck_restores_them(rng):

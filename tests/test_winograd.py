@@ -11,7 +11,7 @@ from _conv_checks import (
     conv_case,
     record_calls,
 )
-from test_layers_conv import _FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
+from _fused import FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
 
 import fastnet
 from fastnet._kernels import config, workspace
@@ -158,7 +158,7 @@ def test_conv2d_layer_gradcheck_through_winograd(monkeypatch, relu):
         layer = Conv2D(16, 16, 3, padding=1, dtype=np.float64)
         x = np.random.default_rng(6).standard_normal((2, 16, 5, 3))
         if relu:  # the fused node of a compiled model: Conv2D called with its ReLU
-            layer = _FusedRelu(layer)
+            layer = FusedRelu(layer)
         result = check_layer(layer, x)
     result.assert_ok()
     assert result.max_error < 1e-6

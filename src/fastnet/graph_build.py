@@ -223,8 +223,9 @@ def build_plan(input_names, nodes, outputs, names: dict[int, str]) -> Plan:
 
 
 def fuse_plan(plan: Plan) -> Plan:
-    """The compile-time rewrite: a Dense/Conv2D step whose only consumer is a fusable activation
-    step becomes one step that passes the activation to the layer; the activation step goes."""
+    """The compile-time rewrite: a step (Dense, Conv2D, BatchNorm, Add: whatever layer
+    ``accepts_activation``) whose only consumer is a fusable activation step becomes one step
+    that passes the activation to the layer; the activation step goes."""
     consumers: dict[int, int] = {}
     for step in plan.steps:
         for i in step.inputs:
@@ -238,13 +239,12 @@ def fuse_plan(plan: Plan) -> Plan:
         src = producer.get(step.inputs[0]) if fusable is not None else None
         if (
             src is not None
-            and not src.as_list
             and src.activation is None
             and consumers[src.out] == 1
             and src.layer.accepts_activation(fusable[0])
         ):
             merged[id(src)] = Step(
-                src.layer, src.name, src.label, src.inputs, False, step.out, tuple(fusable), step.label
+                src.layer, src.name, src.label, src.inputs, src.as_list, step.out, tuple(fusable), step.label
             )
             dropped.add(id(step))
     steps = [merged.get(id(s)) or Step(s.layer, s.name, s.label, s.inputs, s.as_list, s.out) for s in plan.steps]

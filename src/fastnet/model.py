@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import graph_build
+from ._kernels import ops
 from .graph import SymbolicTensor
 from .layers.base import Layer
 from .trainer import Trainer
@@ -29,6 +30,14 @@ def _as_list(x, what: str, where: str) -> list:
             f"{where}: {what} must be a symbolic tensor (fastnet.Input or a layer's output) or a list of them"
         )
     return items
+
+
+def _fan_in(a, b):
+    """The sum of two gradients of one value, in a new array: never in place, since a layer may
+    still hold either (Add returns one array for all its inputs)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype:
+        return ops.add_forward((a, b))
+    return a + b
 
 
 class Model(Trainer, Layer):
@@ -246,7 +255,7 @@ class Model(Trainer, Layer):
         if len(dys) != len(plan.outputs):
             raise ValueError(f"{self.name}.backward: expected {len(plan.outputs)} output gradients, got {len(dys)}")
         for i, g in zip(plan.outputs, dys, strict=True):
-            grads[i] = g if grads[i] is None else grads[i] + g
+            grads[i] = g if grads[i] is None else _fan_in(grads[i], g)
         mask = plan.needs_grad(need_dx)
         for step, c in zip(reversed(plan.steps), reversed(ctxs), strict=True):
             g, grads[step.out] = grads[step.out], None
@@ -260,7 +269,7 @@ class Model(Trainer, Layer):
                 continue
             for i, d in zip(step.inputs, dx if step.as_list else [dx], strict=True):
                 if mask[i]:
-                    grads[i] = d if grads[i] is None else grads[i] + d  # fan-out: sum (never in place)
+                    grads[i] = d if grads[i] is None else _fan_in(grads[i], d)  # fan-out: sum
         if not need_dx:
             return None
         dxs = grads[: plan.n_inputs]

@@ -69,7 +69,8 @@ def _calls(dt, n):
     calls += [
         ("batchnorm_forward_train", (x3, c4, c4, 1e-5)),
         ("batchnorm_forward_eval", (x3, c4, c4, c4, c4, 1e-5)),
-        ("batchnorm_backward", (x3, x3, c4, c4)),
+        ("batchnorm_backward", (x3, x3, c4, c4, c4)),
+        ("add_forward", ([flat, flat],)),
     ]
     for mask in (flat > 0, (flat > 0).astype(np.uint8)):
         calls += [("dropout_forward", (flat, mask, 2.0)), ("dropout_backward", (flat, mask, 2.0))]

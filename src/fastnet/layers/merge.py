@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import ops
 from .base import Layer
 
 
@@ -50,18 +51,29 @@ class _Elementwise(_Merge):
 
 
 class Add(_Elementwise):
-    """Elementwise sum of its inputs (a residual connection: ``Add()([f(x), x])``)."""
+    """Elementwise sum of its inputs (a residual connection: ``Add()([f(x), x])``).
 
-    def _forward(self, xs, training):
+    Fusion: a model's ``compile`` may merge a following ``ReLU`` (a ResNet block's last step):
+    one pass writes ``max(sum, 0)`` and backward masks the gradient by that output."""
+
+    fusable_activations = ("relu",)
+
+    def accepts_activation(self, activation):
+        return activation in self.fusable_activations
+
+    def _forward(self, xs, training, activation=None):
         xs = self._check_same(xs)
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
-        return y, (len(xs), y.shape)
+        act = None if activation is None else activation[0]
+        if act is not None and act not in self.fusable_activations:
+            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+        y = ops.add_forward(xs, act=act)
+        return y, (len(xs), y.shape, None if act is None else y)
 
     def _backward(self, ctx, dout, need_dx):
-        n, shape = ctx
+        n, shape, y = ctx
         dout = self._check_grad(dout, shape)
+        if y is not None:  # fused ReLU
+            dout = ops.relu_backward(dout, y)
         return [dout] * n  # the model sums into new arrays, never in place
 
 

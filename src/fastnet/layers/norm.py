@@ -29,6 +29,9 @@ class _BatchNorm(Layer):
     ``running = (1 - momentum) * running + momentum * batch``, the variance unbiased).
     Eval: normalise with the running statistics. ``weight`` (gamma) starts at 1, ``bias``
     (beta) at 0.
+
+    Fusion: a model's ``compile`` may merge a following ``ReLU`` into this layer; the kernels
+    apply it in the pass that writes the output and mask the gradient in backward's passes.
     """
 
     ranks: tuple = ()
@@ -62,19 +65,29 @@ class _BatchNorm(Layer):
             raise ValueError(f"{self.name}: expected {self.num_features} channels on axis 1, got shape {x.shape}")
         return x.reshape(x.shape[0], self.num_features, -1)
 
-    def _forward(self, x, training):
+    # Activations the BatchNorm kernels can apply in their output pass (a model's compile fuses them).
+    fusable_activations = ("relu",)
+
+    def accepts_activation(self, activation):
+        return activation in self.fusable_activations
+
+    def _forward(self, x, training, activation=None):
+        """``activation``: ``("relu", alpha)`` when a model fused a following ReLU into this call."""
         x = self._check_input(x, dtype=self.dtype)
         x3 = self._as3d(x)
+        act = None if activation is None else activation[0]
+        if act is not None and act not in self.fusable_activations:
+            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
         gamma, beta = self.params["weight"], self.params["bias"]
         if not training:
             y3 = ops.batchnorm_forward_eval(
-                x3, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"], self.eps
+                x3, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"], self.eps, act=act
             )
             return y3.reshape(x.shape), None
         m = x3.shape[0] * x3.shape[2]
         if m < 2:
             raise ValueError(f"{self.name}: training needs more than 1 value per channel, got input shape {x.shape}")
-        y3, mean, var, xhat3, inv_std = ops.batchnorm_forward_train(x3, gamma, beta, self.eps)
+        y3, mean, var, inv_std = ops.batchnorm_forward_train(x3, gamma, beta, self.eps, act=act)
         mom = self.momentum
         # in place: optimizers and saved references keep pointing at the same arrays
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
@@ -82,12 +95,15 @@ class _BatchNorm(Layer):
         rm += mom * mean
         rv *= 1 - mom
         rv += (mom * m / (m - 1)) * var
-        return y3.reshape(x.shape), (x.shape, xhat3, inv_std)
+        # the input, not xhat, is kept (backward recomputes xhat); the output too when fused (its mask)
+        return y3.reshape(x.shape), (x.shape, x3, mean, inv_std, act, None if act is None else y3)
 
     def _backward(self, ctx, dout, need_dx):
-        shape, xhat3, inv_std = ctx
+        shape, x3, mean, inv_std, act, y3 = ctx
         dout = self._check_grad(dout, shape).astype(self.dtype, copy=False)
-        dx3, dgamma, dbeta = ops.batchnorm_backward(dout.reshape(xhat3.shape), xhat3, self.params["weight"], inv_std)
+        dx3, dgamma, dbeta = ops.batchnorm_backward(
+            dout.reshape(x3.shape), x3, mean, self.params["weight"], inv_std, act=act, y3=y3
+        )
         self.grads["weight"] += dgamma
         self.grads["bias"] += dbeta
         return dx3.reshape(shape)

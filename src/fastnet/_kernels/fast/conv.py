@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config, parallel, tasks, workspace
+from ..reference.activations import check_fused_act
 from . import blocked, direct, gemm, winograd
 from ._extension import load
 from ._window import as_float as _float
@@ -90,9 +91,7 @@ def _plan(N, F, K, P, itemsize):
 
 
 def _relu(act) -> bool:
-    if act not in (None, "relu"):
-        raise ValueError(f"conv2d: act must be None or 'relu', got {act!r}")
-    return act == "relu"
+    return check_fused_act(act, "conv2d")
 
 
 def conv2d_forward(x, w, b, stride, padding, act=None):

@@ -11,6 +11,7 @@ MODULES = (
     "pool",
     "dropout",
     "norm",
+    "merge",
     "losses",
     "optim",
 )  # helpers: add your module name here when it exists

@@ -5,6 +5,18 @@ from math import sqrt
 
 import numpy as np
 
+# The activations the conv, BatchNorm and Add kernels apply themselves (``act=``: a model's
+# compile fused the activation layer after them); None is none.
+FUSED_ACTIVATIONS = (None, "relu")
+
+
+def check_fused_act(act, where: str) -> bool:
+    """True for ``act="relu"``, False for None; anything else is a ValueError naming ``where``."""
+    if act not in FUSED_ACTIVATIONS:
+        raise ValueError(f"{where}: act must be None or 'relu', got {act!r}")
+    return act == "relu"
+
+
 __all__ = [
     "relu_forward",
     "relu_backward",

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..geometry import window_out
+from .activations import check_fused_act
 
 __all__ = ["conv2d_forward", "conv2d_backward", "im2col", "col2im"]
 
@@ -62,13 +63,8 @@ def col2im(cols, x_shape, kernel, stride, padding):
     return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
 
 
-def _check_act(act):
-    if act not in (None, "relu"):
-        raise ValueError(f"conv2d: act must be None or 'relu', got {act!r}")
-
-
 def conv2d_forward(x, w, b, stride, padding, act=None):
-    _check_act(act)
+    check_fused_act(act, "conv2d")
     n = x.shape[0]
     f, _, kh, kw = w.shape
     cols = im2col(x, (kh, kw), stride, padding)
@@ -82,7 +78,7 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
 
 
 def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
-    _check_act(act)
+    check_fused_act(act, "conv2d")
     if act == "relu":
         if y is None or y.shape != dy.shape:
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
