@@ -539,3 +539,19 @@ def test_dataloader_checked_before_training():
         m.fit(fn.DataLoader(x[:, :5], y, batch_size=4), verbose=0)
     with pytest.raises(ValueError, match=r"labels must be class ids in \[0, 3\)"):
         m.fit(fn.DataLoader(x, y + 3, batch_size=4), verbose=0)
+
+
+def test_predict_runs_each_batch_once_and_names_a_misfit():
+    """predict checks x against the model in its first batch's forward (no extra one-sample probe),
+    with the same message as fit's probe."""
+    m = compiled()
+    calls = []
+    dense = m.layers[0]
+    forward = dense._forward
+    dense._forward = lambda *a, **k: calls.append(len(a[0])) or forward(*a, **k)
+    x = np.random.default_rng(0).standard_normal((70, 6)).astype(np.float32)
+    assert m.predict(x, batch_size=32).shape[0] == 70
+    assert calls == [32, 32, 6]
+    misfit = r"predict: input of sample shape \(5,\) does not fit the model: Dense.*\(N, 6\)"
+    with pytest.raises(ValueError, match=misfit):
+        m.predict(np.ones((4, 5), np.float32))

@@ -17,10 +17,10 @@ from . import preprocessing as _preprocessing
 from . import random as _random
 from . import threads as _threads
 from ._training_inputs import (
-    _check_against_model,
     _check_finite,
     _check_loader_sample,
     _check_verbose,
+    _forward_fitting,
     _is_loader,
     _length,
     _multi_input,
@@ -404,8 +404,7 @@ def predict(model, x, *, batch_size, verbose):
         total = getattr(x, "num_samples", None)
     else:
         batch_size = _positive_int(batch_size, "batch_size", where)
-        x = _prepare_x(model, x, where)
-        _check_against_model(model, x, None, where)
+        x = _prepare_x(model, x, where)  # the first batch's forward checks x against the model (no probe)
         if not isinstance(x, list):
             _preprocessing.check_model_inputs(model, x, where, whole_dataset=False)
         batches = (_take(x, slice(s, s + batch_size)) for s in range(0, _length(x), batch_size))
@@ -423,8 +422,8 @@ def predict(model, x, *, batch_size, verbose):
     bar = _bar(total, "predict", verbose)
     outs = []
     try:
-        for xb in batches:
-            out = model.forward(xb, training=False)
+        for k, xb in enumerate(batches):
+            out = _forward_fitting(model, xb, where) if k == 0 else model.forward(xb, training=False)
             outs.append(link(out))
             if bar is not None:
                 bar.update(_length(xb) if isinstance(xb, list) else len(xb))
@@ -433,4 +432,4 @@ def predict(model, x, *, batch_size, verbose):
             bar.close()
     if isinstance(outs[0], list):  # several outputs: one array each
         return [np.concatenate(parts, axis=0) for parts in zip(*outs, strict=True)]
-    return np.concatenate(outs, axis=0)
+    return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)

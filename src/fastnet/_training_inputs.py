@@ -105,14 +105,20 @@ def _prepare_y(model, y, n: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
-def _check_against_model(model, x, y, where: str):
-    """Run one sample through the model (eval mode) and the loss; returns possibly re-typed y
-    (a list, one per output, for a model with several outputs)."""
+def _forward_fitting(model, x, where: str):
+    """``model.forward(x)`` in eval mode; a layer's ValueError (shapes, dtypes) is re-raised as "the input
+    does not fit the model", with the layer's own message."""
     try:
-        out = model.forward(_take(x, slice(0, 1)), training=False)
+        return model.forward(x, training=False)
     except ValueError as e:
         shape = [tuple(a.shape[1:]) for a in x] if isinstance(x, list) else tuple(x.shape[1:])
         raise ValueError(f"{where}: input of sample shape {shape} does not fit the model: {e}") from None
+
+
+def _check_against_model(model, x, y, where: str):
+    """Run one sample through the model (eval mode) and the loss; returns possibly re-typed y
+    (a list, one per output, for a model with several outputs)."""
+    out = _forward_fitting(model, _take(x, slice(0, 1)), where)
     if y is None:
         return y
     if not isinstance(out, list):
