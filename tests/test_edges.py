@@ -248,3 +248,23 @@ def test_resume_from_a_text_file_has_no_pickle_advice(tmp_path, capsys):
     err = capsys.readouterr().err
     _one_line(code, err, r"is not a fastnet model file")
     assert "pickle" not in err
+
+
+def test_train_on_batch_refuses_nan_before_batchnorm_sees_it():
+    """A model whose forward keeps state (BatchNorm's running statistics) has its data checked before
+    the step: NaN never reaches the statistics. (Without such state the check runs after a non-finite
+    loss, and names the index the same way.)"""
+    m = fn.Sequential([L.Dense(4, 3), L.BatchNorm1d(3), L.ReLU(), L.Dense(3, 2)])
+    m.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    x = np.ones((6, 4), np.float32)
+    x[4, 1] = np.inf
+    before = m.state_dict()
+    with pytest.raises(ValueError, match=r"train_on_batch: x contains NaN or inf \(first at index \(4, 1\)"):
+        m.train_on_batch(x, np.zeros(6, np.int64))
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    y = np.full((6, 3), 1 / 3, np.float32)  # soft targets
+    y[0, 1] = np.nan
+    plain = _mlp()
+    with pytest.raises(ValueError, match=r"train_on_batch: y contains NaN or inf \(first at index \(0, 1\)"):
+        plain.train_on_batch(np.ones((6, 4), np.float32), y)

@@ -555,3 +555,16 @@ def test_predict_runs_each_batch_once_and_names_a_misfit():
     misfit = r"predict: input of sample shape \(5,\) does not fit the model: Dense.*\(N, 6\)"
     with pytest.raises(ValueError, match=misfit):
         m.predict(np.ones((4, 5), np.float32))
+
+
+def test_named_layers_follow_edits_of_the_model_and_of_nested_models():
+    """named_layers is cached per plan: editing a Sequential, or one nested in a model, shows at once."""
+    inner = fn.Sequential([L.Dense(4, 4)])
+    outer = fn.Sequential([inner, L.Dense(4, 2)])
+    assert list(outer.named_layers()) == ["0.0", "1"]
+    inner.add(L.ReLU())
+    assert list(outer.named_layers()) == ["0.0", "0.1", "1"]
+    outer.add(L.Sigmoid())
+    assert list(outer.named_layers()) == ["0.0", "0.1", "1", "2"]
+    outer.named_layers().clear()  # a copy: the model's table is not changed
+    assert len(outer.named_layers()) == 4 and len(outer.state_dict()) == 4

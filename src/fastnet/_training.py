@@ -17,10 +17,11 @@ from . import preprocessing as _preprocessing
 from . import random as _random
 from . import threads as _threads
 from ._training_inputs import (
-    _check_finite,
     _check_loader_sample,
     _check_verbose,
+    _find_non_finite,
     _forward_fitting,
+    _forward_keeps_state,
     _is_loader,
     _length,
     _multi_input,
@@ -89,24 +90,25 @@ def train_on_batch(model, x, y) -> float:
         raise ValueError(
             f"train_on_batch: x and y must have the same number of samples, got shapes {xs[0].shape} and {ys[0].shape}"
         )
-    _find_non_finite(xs, ys)
+    # NaN/inf data: checked before the step only where the forward pass changes state (BatchNorm's
+    # running statistics); elsewhere it shows as a non-finite loss (train_step then skips the
+    # update) and is named after it, so the hot path pays no pass over the data (M2: 0.15-0.25 ms
+    # of a 1.45 ms step).
+    stateful = _forward_keeps_state(model)
+    if stateful:
+        _find_non_finite(xs, ys)
     _threads.tick()  # the automatic thread count follows the machine's load (about once a second)
-    loss = model.train_step(x, y)["loss"]
+    try:
+        loss = model.train_step(x, y)["loss"]
+    except ValueError:  # e.g. a loss refusing NaN targets: name the data's first NaN instead, if there is one
+        if not stateful:
+            _find_non_finite(xs, ys)
+        raise
     if not math.isfinite(loss):
+        if not stateful:
+            _find_non_finite(xs, ys)
         raise NonFiniteLossError(_nan_message(loss, model, "train_on_batch"))
     return loss
-
-
-def _find_non_finite(xs, ys) -> None:
-    """train_on_batch's NaN check: one sum per array (cheaper than an isfinite mask on the hot path);
-    only a non-finite sum pays for finding the index, named as ``fit`` names it."""
-    with np.errstate(over="ignore", invalid="ignore"):  # huge finite data may overflow the sum: not an error
-        for i, a in enumerate(xs):
-            if a.dtype.kind == "f" and not np.isfinite(a.sum()):
-                _check_finite(a, "x" if len(xs) == 1 else f"x[{i}]", "train_on_batch")
-        for i, t in enumerate(ys):
-            if t.dtype.kind == "f" and not np.isfinite(t.sum()):
-                _check_finite(t, "y" if len(ys) == 1 else f"y[{i}]", "train_on_batch")
 
 
 # ---- progress -------------------------------------------------------------------------------------

@@ -208,3 +208,21 @@ def _check_verbose(verbose, where):
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
     return int(verbose)
+
+
+def _forward_keeps_state(model) -> bool:
+    """Whether a training forward changes anything but the output (a layer with buffers)."""
+    layers = model._named_table().values() if hasattr(model, "_named_table") else getattr(model, "layers", ())
+    return any(layer.buffers for layer in layers)
+
+
+def _find_non_finite(xs, ys) -> None:
+    """train_on_batch's NaN check: one sum per array (cheaper than an isfinite mask on the hot path);
+    only a non-finite sum pays for finding the index, named as ``fit`` names it."""
+    with np.errstate(over="ignore", invalid="ignore"):  # huge finite data may overflow the sum: not an error
+        for i, a in enumerate(xs):
+            if a.dtype.kind == "f" and not np.isfinite(a.sum()):
+                _check_finite(a, "x" if len(xs) == 1 else f"x[{i}]", "train_on_batch")
+        for i, t in enumerate(ys):
+            if t.dtype.kind == "f" and not np.isfinite(t.sum()):
+                _check_finite(t, "y" if len(ys) == 1 else f"y[{i}]", "train_on_batch")
