@@ -32,8 +32,8 @@ class Trainer:
         ``<output>_loss`` and ``<output>_<metric>`` beside the total ``loss``.
 
         ``fuse=True`` also rewrites the model's plan once: each linear Dense whose only consumer is
-        an elementwise activation layer, and each Conv2D followed only by a ReLU, run as one fused
-        kernel call (see ``fuse()``). Results are the same.
+        an elementwise activation layer, and each Conv2D, BatchNorm or Add followed only by a ReLU,
+        run as one fused kernel call (see ``fuse()``). Results are the same.
         """
         from . import _compile_outputs
         from . import optim as _optim

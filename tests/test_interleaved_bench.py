@@ -1,0 +1,51 @@
+"""benchmarks/interleaved.py (fastnet against its peers in alternating bursts): a fastnet worker starts, passes its
+loss check and answers bursts; the ratio is taken inside each round; bad model or peer names are refused. The peer
+workers need PyTorch and JAX (benchmark extras), so they are exercised by running the script, not here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def il():
+    sys.path.insert(0, BENCH)
+    try:
+        import interleaved
+
+        yield interleaved
+    finally:
+        while BENCH in sys.path:  # interleaved adds its own directory too
+            sys.path.remove(BENCH)
+
+
+def test_a_fastnet_worker_checks_its_loss_and_answers_bursts(il):
+    m2 = next(i for i, s in enumerate(il.SPECS) if s.model == "M2")
+    result = il.run_workload(m2, ["fastnet"], threads=1, rounds=2, steps=2, burst=0.0, gap=0.0)
+    assert len(result["rounds"]) == 2 and all(r["fastnet"] > 0 for r in result["rounds"])
+    first, last = result["loss_check"]["fastnet"]
+    assert last < first
+
+
+def test_the_ratio_is_taken_inside_each_round(il):
+    rounds = [{"fastnet": 1.0, "torch": 2.0, "jax-xla": 3.0}, {"fastnet": 2.0, "torch": 2.0, "jax-xla": 1.0}]
+    row = il.summarise(il.SPECS[0], {"rounds": rounds})
+    # round 1: best peer 2.0 over 1.0; round 2: 1.0 over 2.0 (a peer faster than fastnet)
+    assert row["ratio_range"] == [0.5, 2.0] and row["ratio_median"] == 1.25
+    assert row["median_ms"] == {"fastnet": 1500.0, "torch": 2000.0, "jax-xla": 2000.0} and row["best_peer"] == "torch"
+    text = il.table([row], ["fastnet", "torch", "jax-xla", "compile"])
+    assert "| 1500.00 ms | 2000.00 ms | 2000.00 ms | - | torch | 1.25x (0.50-2.00) |" in text
+
+
+def test_main_refuses_unknown_models_and_peers(il, capsys):
+    with pytest.raises(SystemExit):
+        il.main(["--threads", "1", "--models", "M9"])
+    assert "unknown models ['M9']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        il.main(["--threads", "1", "--peers", "tensorflow"])
+    assert "peers ['tensorflow']" in capsys.readouterr().err
