@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import pytest
-from common import SPECS, dataset_for, fastnet_model, run_pedantic, torch_batches, torch_model
+from common import SPECS, dataset_for, fastnet_model, run_pedantic, torch_batches, torch_model, torch_step
 from peers_common import (
     PREDICT_SPECS,
     check_loss_decreases,
@@ -84,15 +84,7 @@ def test_compile_train_step(benchmark, spec, layout, torch_compiler, threads, ro
     cl = layout == "channels_last"
     net, loss_fn, opt, onehot = torch_model(spec.model, channels_last=cl)
     net.train()
-    compiled_net, compiled_opt_step = torch.compile(net), torch.compile(opt.step)
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(compiled_net(x), y)
-        loss.backward()
-        compiled_opt_step()
-        return loss.item()
-
+    step = torch_step(net, loss_fn, opt, compiled=True)
     ds = dataset_for(spec.model)
     feeder = torch_batches(ds, spec, onehot, channels_last=cl)
     variant = "torch-compile" + ("-channels_last" if cl else "")

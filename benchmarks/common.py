@@ -301,14 +301,18 @@ def torch_resnet(depth: int, width: int = 16, in_channels: int = 1, classes: int
     return nn.Sequential(*layers)
 
 
-def torch_step(net, loss_fn, opt):
-    """One PyTorch training step, returning the loss as a float like ``train_on_batch``."""
+def torch_step(net, loss_fn, opt, compiled: bool = False):
+    """One PyTorch training step, returning the loss as a float like ``train_on_batch``; ``compiled``: the module
+    and ``opt.step`` under ``torch.compile`` (Inductor, mode default), compiled at the first call."""
+    import torch
+
+    forward, update = (torch.compile(net), torch.compile(opt.step)) if compiled else (net, opt.step)
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(forward(x), y)
         loss.backward()
-        opt.step()
+        update()
         return loss.item()
 
     return step

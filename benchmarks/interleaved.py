@@ -65,18 +65,7 @@ def _torch_step(spec, threads, channels_last, compiled):
     torch.manual_seed(0)
     net, loss_fn, opt, onehot = torch_model(spec.model, channels_last=channels_last)
     net.train()
-    if compiled:
-        cnet, copt = torch.compile(net), torch.compile(opt.step)
-
-        def step(x, y):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(cnet(x), y)
-            loss.backward()
-            copt()
-            return loss.item()
-
-    else:
-        step = torch_step(net, loss_fn, opt)
+    step = torch_step(net, loss_fn, opt, compiled=compiled)
     return step, torch_batches(dataset_for(spec.model), spec, onehot, channels_last=channels_last)
 
 
