@@ -143,11 +143,11 @@ def _ready(framework, proc):
 
 def run_workload(spec_index: int, frameworks, threads: int, rounds: int, steps: int, burst: float, gap: float) -> dict:
     """Every framework's median step time per round, for SPECS[spec_index]."""
-    procs = {}
+    procs, checks = {}, {}
     try:
         for fw in frameworks:  # one at a time: a compiling worker would slow the others' start, not their timing
             procs[fw] = _start(fw, spec_index, threads)
-            procs[fw].check = _ready(fw, procs[fw])
+            checks[fw] = _ready(fw, procs[fw])
         per_round = []
         for r in range(rounds):
             order = list(frameworks[r % len(frameworks) :]) + list(frameworks[: r % len(frameworks)])
@@ -158,7 +158,7 @@ def run_workload(spec_index: int, frameworks, threads: int, rounds: int, steps: 
                 procs[fw].stdin.flush()
                 times[fw] = float(procs[fw].stdout.readline())
             per_round.append(times)
-        return {"rounds": per_round, "loss_check": {fw: procs[fw].check for fw in frameworks}}
+        return {"rounds": per_round, "loss_check": checks}
     finally:
         for p in procs.values():
             p.stdin.close()

@@ -1,24 +1,15 @@
 """benchmarks/report.py's "fastnet / best peer" table and the peers' correctness checks (benchmarks/peers_common.py),
 on made-up pytest-benchmark entries: no torch, JAX or ONNX Runtime needed, nothing timed."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from _bench_module import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench_modules():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import peers_common
-        import report
-    finally:
-        sys.path.pop(0)
-    return report, peers_common
+    with bench_module("report") as report, bench_module("peers_common") as peers_common:
+        return report, peers_common
 
 
 def _entry(group, variant, median):

@@ -3,26 +3,16 @@ engines of a layer, restores the shipped dispatch rule, and refuses an unknown l
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from _bench_module import bench_module
 
 from fastnet._kernels import config
-
-BENCH = str(Path(__file__).resolve().parents[1] / "benchmarks")
 
 
 @pytest.fixture(scope="module")
 def ce():
-    sys.path.insert(0, BENCH)
-    try:
-        import conv_engines
-
-        yield conv_engines
-    finally:
-        while BENCH in sys.path:  # conv_engines adds its own directory too
-            sys.path.remove(BENCH)
+    with bench_module("conv_engines") as module:
+        yield module
 
 
 def test_both_engines_are_timed_and_the_rule_is_restored(ce):

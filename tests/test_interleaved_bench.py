@@ -4,24 +4,14 @@ workers need PyTorch and JAX (benchmark extras), so they are exercised by runnin
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = str(Path(__file__).resolve().parents[1] / "benchmarks")
+from _bench_module import bench_module
 
 
 @pytest.fixture(scope="module")
 def il():
-    sys.path.insert(0, BENCH)
-    try:
-        import interleaved
-
-        yield interleaved
-    finally:
-        while BENCH in sys.path:  # interleaved adds its own directory too
-            sys.path.remove(BENCH)
+    with bench_module("interleaved") as module:
+        yield module
 
 
 def test_a_fastnet_worker_checks_its_loss_and_answers_bursts(il):

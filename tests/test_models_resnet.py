@@ -2,11 +2,10 @@
 paper's recipe, shapes, float64 gradient check, save/load, diagnostics and the CLI's resnetN."""
 
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _bench_module import bench_module
 
 import fastnet as fn
 from fastnet import models
@@ -49,11 +48,8 @@ def test_resnet20_is_the_papers_size():
 
 def test_pytorch_equivalent_has_the_same_count():
     torch = pytest.importorskip("torch")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        from common import torch_resnet
-    finally:
-        sys.path.pop(0)
+    with bench_module("common") as common:
+        torch_resnet = common.torch_resnet
     for depth, width in ((8, 4), (20, 16)):
         net = torch_resnet(depth, width=width, in_channels=3, classes=7)
         ours = models.resnet(depth, width=width, input_shape=(3, 16, 16), num_classes=7)

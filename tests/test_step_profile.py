@@ -7,28 +7,18 @@ that nothing stays attached, and that it degrades to per-layer times when the ke
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _bench_module import bench_module
 
 import fastnet as fn
 from fastnet import layers as L
 
-BENCH = str(Path(__file__).resolve().parents[1] / "benchmarks")
-
 
 @pytest.fixture(scope="module")
 def sp():
-    sys.path.insert(0, BENCH)
-    try:
-        import step_profile
-
-        yield step_profile
-    finally:
-        while BENCH in sys.path:  # step_profile adds its own directory too
-            sys.path.remove(BENCH)
+    with bench_module("step_profile") as module:
+        yield module
 
 
 def _tiny(seed=0):

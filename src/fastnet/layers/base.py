@@ -127,9 +127,19 @@ class Layer:
     # Merge layers (Add, Concatenate, ...) take a list of inputs; everything else takes one array.
     takes_list = False
 
+    # Activations this layer's kernels can apply themselves (a model's compile fuses them; none by default).
+    fusable_activations: tuple = ()
+
     def accepts_activation(self, activation: str) -> bool:
         """Whether a model may fuse the activation layer named ``activation`` into this one at compile."""
-        return False
+        return activation in self.fusable_activations
+
+    def _fused_act(self, activation):
+        """The name of the fused activation a model's node passes (``(name, alpha)`` or None), checked."""
+        act = None if activation is None else activation[0]
+        if act is not None and act not in self.fusable_activations:
+            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+        return act
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of one output sample given one input sample's shape (no batch axis)."""

@@ -82,9 +82,6 @@ class Conv2D(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._zero_bias = np.zeros(self.out_channels, dtype=self.dtype)
 
-    def accepts_activation(self, activation):
-        return activation in self.fusable_activations
-
     def _out_hw(self, input_shape) -> tuple[int, int]:
         return conv_out_shape(
             self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride, self.padding, input_shape
@@ -100,13 +97,11 @@ class Conv2D(Layer):
             )
         self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
-        act = None if activation is None else activation[0]
+        act = self._fused_act(activation)
         if act is None:  # the 5-argument call: the kernel contract without ``act``
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding)
-        elif act in self.fusable_activations:
-            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
         else:
-            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+            y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
         # only the input is kept (the columns are recomputed); the output too when fused
         return y, ((x, None if act is None else y, act) if training else None)
 

@@ -58,14 +58,9 @@ class Add(_Elementwise):
 
     fusable_activations = ("relu",)
 
-    def accepts_activation(self, activation):
-        return activation in self.fusable_activations
-
     def _forward(self, xs, training, activation=None):
         xs = self._check_same(xs)
-        act = None if activation is None else activation[0]
-        if act is not None and act not in self.fusable_activations:
-            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+        act = self._fused_act(activation)
         y = ops.add_forward(xs, act=act)
         return y, (len(xs), y.shape, None if act is None else y)
 

@@ -68,16 +68,11 @@ class _BatchNorm(Layer):
     # Activations the BatchNorm kernels can apply in their output pass (a model's compile fuses them).
     fusable_activations = ("relu",)
 
-    def accepts_activation(self, activation):
-        return activation in self.fusable_activations
-
     def _forward(self, x, training, activation=None):
         """``activation``: ``("relu", alpha)`` when a model fused a following ReLU into this call."""
         x = self._check_input(x, dtype=self.dtype)
         x3 = self._as3d(x)
-        act = None if activation is None else activation[0]
-        if act is not None and act not in self.fusable_activations:
-            raise ValueError(f"{self.name}: can fuse only {self.fusable_activations}, got {act!r}")
+        act = self._fused_act(activation)
         gamma, beta = self.params["weight"], self.params["bias"]
         if not training:
             y3 = ops.batchnorm_forward_eval(
