@@ -3,8 +3,9 @@
     PYTHONPATH=src python benchmarks/fusion_steps.py --models R20 --threads 2
 
 Each model is built twice from seed 0; one runs the fused plan (``compile``'s default: Conv2D/Dense/BatchNorm/Add
-with the ReLU after them as one step), the other ``unfuse()``\\ d. Steps alternate between the two on the same batch
-(the order swapped every round), then ``predict`` the same way; medians and the unfused / fused ratio are printed.
+with the ReLU after them as one step, a Conv2D with the 2x2 max-pool after it too), the other ``unfuse()``\\ d.
+Steps alternate between the two on the same batch (the order swapped every round), then ``predict`` the same way;
+medians and the unfused / fused ratio are printed. ``--batch`` sets every model's batch size.
 A view for aiming work, not a pytest-benchmark suite.
 """
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="R20,M4,M3", help="comma-separated, of M1, M2, M3, M4, R20")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--batch", type=int, default=None, help="batch size of every model (default: 1024 for M2, else 128)")
     args = p.parse_args(argv)
     if args.threads:
         fn.set_num_threads(args.threads)
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
         (fused, onehot), (unfused, _) = pair
         unfused.unfuse()
         rng = np.random.default_rng(0)
-        n = BATCH.get(model, 128)
+        n = args.batch or BATCH.get(model, 128)
         x = rng.standard_normal((n, *SHAPES.get(model, (1, 28, 28)))).astype(np.float32)
         y = np.eye(26, dtype=np.float32)[rng.integers(0, 26, n)] if onehot else rng.integers(0, 10, n)
         t = compare(fused, unfused, x, y, args.rounds)

@@ -56,6 +56,7 @@ class Recorder:
     def __init__(self):
         self.main = threading.get_ident()
         self.stack: list = []  # open frames: (part dict, phase)
+        self.inner: list = []  # per open frame: the time of the layer calls inside it so far (None: not a layer)
         self.in_kernel = False
         self.parts: dict[str, dict] = {}
         self.kernel_hits = 0  # timed GEMM/data calls seen: zero means the split did not attach
@@ -63,8 +64,10 @@ class Recorder:
     def part(self, name: str) -> dict:
         return self.parts.setdefault(name, {"calls": 0})
 
-    def timed(self, name: str, phase: str, fn, on_call=None):
-        """``fn`` wrapped: its wall time is added to ``parts[name][phase]``."""
+    def timed(self, name: str, phase: str, fn, on_call=None, layer=False):
+        """``fn`` wrapped: its wall time is added to ``parts[name][phase]``. A ``layer`` call's time is less
+        that of the layer calls inside it (a Conv2D runs its fused pool layer's ``_forward``: that time goes
+        to the pool's row only); other calls (``train_step``, the loss) keep their whole time."""
 
         def call(*args, **kwargs):
             part = self.part(name)
@@ -73,12 +76,17 @@ class Recorder:
             if on_call is not None:
                 on_call(part, args, kwargs)
             self.stack.append((part, phase))
+            self.inner.append(0.0 if layer else None)
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                part[phase] = part.get(phase, 0.0) + time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                nested = self.inner.pop()
+                part[phase] = part.get(phase, 0.0) + elapsed - (nested or 0.0)
                 self.stack.pop()
+                if layer and self.inner and self.inner[-1] is not None:
+                    self.inner[-1] += elapsed
 
         return call
 
@@ -175,8 +183,8 @@ class Instrumentation:
             for name, layer in m.named_layers().items():
                 fwd = functools.partial(self._count_forward, layer)
                 bwd = functools.partial(self._count_backward, layer)
-                self._set(layer, "_forward", self.rec.timed(name, "fwd", layer._forward, fwd))
-                self._set(layer, "_backward", self.rec.timed(name, "bwd", layer._backward, bwd))
+                self._set(layer, "_forward", self.rec.timed(name, "fwd", layer._forward, fwd, layer=True))
+                self._set(layer, "_backward", self.rec.timed(name, "bwd", layer._backward, bwd, layer=True))
             self._set(m.loss, "forward", self.rec.timed("loss", "fwd", m.loss.forward))
             self._set(m.loss, "backward", self.rec.timed("loss", "bwd", m.loss.backward))
             self._set(m.optimizer, "step", self.rec.timed("optimizer", "total", m.optimizer.step))

@@ -123,7 +123,7 @@ def summarise(result: dict, kinds: dict[str, str], fused: dict[str, str] | None 
     for name in names:
         f = [s.get(name, {}) for s in steps]
         row = {
-            "name": _label(name, kinds) + (f" +{_label(fused[name], kinds)}" if name in fused else ""),
+            "name": _label(name, kinds) + "".join(f" +{_label(f, kinds)}" for f in fused.get(name, ())),
             "kind": kinds[name],
             "calls": int(_median([p.get("calls", 0) for p in f])),
             "fwd_ms": 1e3 * _median([p.get("fwd", 0.0) for p in f]),
@@ -170,16 +170,17 @@ def _label(name: str, kinds: dict[str, str]) -> str:
     return f"{name} {kinds[name]}" if name.rsplit(".", 1)[-1].isdigit() and name in kinds else name
 
 
-def fused_pairs(model) -> dict[str, str]:
-    """Dotted layer name -> the dotted name of the activation layer fused into it (nested models too)."""
+def fused_pairs(model) -> dict[str, tuple]:
+    """Dotted layer name -> the dotted names of the layers fused into it (its activation, its pool; nested models
+    too). A fused pool's time is in its conv's row (the pool layer's own row times only its training-mode call)."""
     dotted = {id(leaf): name for name, leaf in model.named_layers().items()}
     out, todo = {}, [model]
     while todo:
         m = todo.pop()
-        for label, act in m.fusions():
-            leaf, act_leaf = m.get_layer(label.split(":")[0]), m.get_layer(act.split(":")[0])
+        for label, *fused in m.fusions():
+            leaf = m.get_layer(label.split(":")[0])
             if id(leaf) in dotted:
-                out[dotted[id(leaf)]] = dotted.get(id(act_leaf), act)
+                out[dotted[id(leaf)]] = tuple(dotted.get(id(m.get_layer(f.split(":")[0])), f) for f in fused)
         todo.extend(layer for layer in m.layers if isinstance(layer, fastnet.Model))
     return out
 

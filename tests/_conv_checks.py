@@ -76,5 +76,7 @@ def record_calls(monkeypatch, engine):
     calls = []
     for name in ("conv2d_forward", "conv2d_backward"):
         real = getattr(engine, name)
-        monkeypatch.setattr(engine, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+        monkeypatch.setattr(
+            engine, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw)
+        )
     return calls

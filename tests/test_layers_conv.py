@@ -410,7 +410,7 @@ def test_model_fuses_conv_relu_only():
     y = np.array([0, 1, 2, 1, 0])
     plain = m.forward(x, training=False)
     m.compile(optimizer="sgd", loss="softmax_cross_entropy")
-    assert m.fusions() == [("0", "1")]  # sigmoid (4) is not fusable into a conv (3)
+    assert m.fusions() == [("0", "1", "2")]  # conv+ReLU+pool; sigmoid (4) is not fusable into a conv (3)
     assert not any(isinstance(step.layer, L.ReLU) for step in m._current_plan(True).steps)
     np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)
     res = fastnet.gradcheck.check_model(m, x, y)
@@ -419,6 +419,6 @@ def test_model_fuses_conv_relu_only():
     head = m[:1]
     z = head.forward(x, training=False)
     assert (z < 0).any()
-    assert m.fusions() == [("0", "1")]  # the slice did not change the model's plan
+    assert m.fusions() == [("0", "1", "2")]  # the slice did not change the model's plan
     m.unfuse()
     np.testing.assert_allclose(m.forward(x, training=False), plain, rtol=1e-12, atol=1e-12)

@@ -159,16 +159,19 @@ def auto_names(layers, where: str) -> dict[int, str]:
 class Step:
     """One layer call of a plan: reads value ids ``inputs``, writes value id ``out``.
 
-    ``activation`` is the ``(name, alpha)`` pair of a fused activation layer (``fused_from`` is
-    that layer's name), passed to the layer's ``_forward``; ``free`` lists values no later step reads.
+    ``activation`` is the ``(name, alpha)`` pair of a fused activation layer and ``pool`` a fused
+    pooling layer, both passed to the layer's ``_forward``; ``fused_from`` is the labels of the layers
+    fused into this step (a tuple, empty when none); ``free`` lists values no later step reads.
     """
 
-    __slots__ = ("layer", "name", "label", "inputs", "as_list", "out", "activation", "fused_from", "has_params", "free")
+    __slots__ = (
+        "layer", "name", "label", "inputs", "as_list", "out", "activation", "pool", "fused_from", "has_params", "free"
+    )  # fmt: skip
 
-    def __init__(self, layer, name, label, inputs, as_list, out, activation=None, fused_from=None):
+    def __init__(self, layer, name, label, inputs, as_list, out, activation=None, fused_from=(), pool=None):
         self.layer, self.name, self.label = layer, name, label
         self.inputs, self.as_list, self.out = tuple(inputs), as_list, out
-        self.activation, self.fused_from = activation, fused_from
+        self.activation, self.pool, self.fused_from = activation, pool, tuple(fused_from)
         self.has_params = bool(layer.params)
         self.free = ()
 
@@ -225,7 +228,8 @@ def build_plan(input_names, nodes, outputs, names: dict[int, str]) -> Plan:
 def fuse_plan(plan: Plan) -> Plan:
     """The compile-time rewrite: a step (Dense, Conv2D, BatchNorm, Add: whatever layer
     ``accepts_activation``) whose only consumer is a fusable activation step becomes one step
-    that passes the activation to the layer; the activation step goes."""
+    that passes the activation to the layer; the activation step goes. Then a Conv2D step (with its
+    ReLU or without) whose only consumer is a pooling step it ``accepts_pool`` takes that pool too."""
     consumers: dict[int, int] = {}
     for step in plan.steps:
         for i in step.inputs:
@@ -244,9 +248,28 @@ def fuse_plan(plan: Plan) -> Plan:
             and src.layer.accepts_activation(fusable[0])
         ):
             merged[id(src)] = Step(
-                src.layer, src.name, src.label, src.inputs, src.as_list, step.out, tuple(fusable), step.label
+                src.layer, src.name, src.label, src.inputs, src.as_list, step.out, tuple(fusable), (step.label,)
             )
             dropped.add(id(step))
     steps = [merged.get(id(s)) or Step(s.layer, s.name, s.label, s.inputs, s.as_list, s.out) for s in plan.steps]
     steps = [s for s, orig in zip(steps, plan.steps, strict=True) if id(orig) not in dropped]
-    return Plan(steps, plan.n_inputs, plan.outputs, plan.labels)
+    return Plan(_fuse_pools(steps, consumers), plan.n_inputs, plan.outputs, plan.labels)
+
+
+def _fuse_pools(steps: list, consumers: dict) -> list:
+    """The second rewrite of :func:`fuse_plan`: a pooling step whose input comes only from a step
+    whose layer ``accepts_pool`` it goes into that step (``consumers``: readers per value id)."""
+    producer = {step.out: step for step in steps}
+    merged, dropped = {}, set()
+    for step in steps:
+        if step.as_list or not getattr(step.layer, "fusable_into_conv", False):
+            continue
+        src = producer.get(step.inputs[0])
+        accepts = getattr(src.layer, "accepts_pool", None) if src is not None else None
+        if accepts is not None and src.pool is None and consumers[src.out] == 1 and accepts(step.layer):
+            merged[id(src)] = Step(
+                src.layer, src.name, src.label, src.inputs, src.as_list, step.out,
+                src.activation, src.fused_from + (step.label,), step.layer,
+            )  # fmt: skip
+            dropped.add(id(step))
+    return [merged.get(id(s), s) for s in steps if id(s) not in dropped]

@@ -67,11 +67,12 @@ class Trainer:
             layer.unfuse()
         return self
 
-    def fusions(self) -> list[tuple[str, str]]:
-        """``(layer, activation layer)`` names of the pairs this model runs fused (empty when not fused)."""
+    def fusions(self) -> list[tuple[str, ...]]:
+        """The layers this model runs fused (empty when not fused), by name: ``(layer, activation layer)``
+        for a pair, ``(conv, relu, pool)`` for a Conv2D that also runs the max-pool after it."""
         if not self._fuse:
             return []
-        return [(s.label, s.fused_from) for s in self._current_plan(True).steps if s.fused_from is not None]
+        return [(s.label, *s.fused_from) for s in self._current_plan(True).steps if s.fused_from]
 
     def _nested_models(self):
         from .model import Model

@@ -111,6 +111,7 @@ def _calls(dt, n):
     calls += [
         ("conv2d_forward", (xw, ww, r(wc_), (1, 1), (0, 0))),
         ("conv2d_backward", (r(1, wc_, ws, ws), xw, ww, (1, 1), (0, 0))),
+        ("conv2d_maxpool_forward", (xw, ww, r(wc_), (1, 1), (0, 0), "relu")),  # the pooled output transform
     ]
     ph = side // 2
     argmax = np.zeros((1, 2, ph, ph), dtype=np.int64)  # every window's max at (0, 0): a valid scatter

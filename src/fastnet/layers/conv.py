@@ -87,8 +87,16 @@ class Conv2D(Layer):
             self.name, tuple(input_shape[-2:]), self.kernel_size, self.stride, self.padding, input_shape
         )
 
-    def _forward(self, x, training, activation=None):
-        """``activation``: ``("relu", alpha)`` when a model fused a ReLU into this call, or None."""
+    def accepts_pool(self, pool) -> bool:
+        """Whether a model may fuse the pooling layer ``pool`` (which follows this layer, or its fused
+        ReLU) into this one at compile: a MaxPool2D of the window the kernels pool in their output pass."""
+        return bool(getattr(pool, "fusable_into_conv", False))
+
+    def _forward(self, x, training, activation=None, pool=None):
+        """``activation``: ``("relu", alpha)`` when a model fused a ReLU into this call, or None.
+        ``pool``: the MaxPool2D layer a model fused after it (see ``accepts_pool``), or None. In
+        evaluation the kernels pool in their output pass (the full-size output is never written);
+        in training this layer runs the pool layer on its output and keeps both contexts."""
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None), dtype=self.dtype)
         if x.shape[1] != self.in_channels:
             raise ValueError(
@@ -96,17 +104,24 @@ class Conv2D(Layer):
                 f"(N, {self.in_channels}, H, W), got shape {x.shape}"
             )
         self._out_hw(x.shape)
+        out_hw = self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
         act = self._fused_act(activation)
+        if pool is not None and not training:
+            pool._out_hw((x.shape[0], self.out_channels, *out_hw))  # the pool's own error for too small an output
+            return ops.conv2d_maxpool_forward(x, self.params["weight"], b, self.stride, self.padding, act=act), None
         if act is None:  # the 5-argument call: the kernel contract without ``act``
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding)
         else:
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
+        out, pool_ctx = (y, None) if pool is None else pool._forward(y, training)
         # only the input is kept (the columns are recomputed); the output too when fused
-        return y, ((x, None if act is None else y, act) if training else None)
+        return out, ((x, None if act is None else y, act, pool, pool_ctx) if training else None)
 
     def _backward(self, ctx, dout, need_dx):
-        x, y, act = ctx
+        x, y, act, pool, pool_ctx = ctx
+        if pool is not None:  # a fused pool: its gradient first, as the unfused model would run it
+            dout = pool._backward(pool_ctx, dout, True)
         dout = self._check_grad(dout, (x.shape[0], self.out_channels, *self._out_hw(x.shape)))
         w = self.params["weight"]
         if act is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._kernels import ops
+from .._kernels.geometry import FUSED_MAXPOOL
 from .base import Layer, pair
 from .conv import compact, conv_out_shape
 
@@ -55,6 +56,12 @@ class MaxPool2D(_Pool2D):
     """Max over each window. Padding acts as -inf. Ties: the first maximum in
     row-major window order gets the whole gradient (never split or duplicated).
     Keeps the int64 argmax indices for backward, not the input."""
+
+    @property
+    def fusable_into_conv(self) -> bool:
+        """Whether a model's compile may run this pool inside the Conv2D before it: a 2x2 window of
+        stride 2 without padding, the one the convolution kernels pool in their output pass."""
+        return (self.kernel_size, self.stride, self.padding) == FUSED_MAXPOOL
 
     def _forward(self, x, training):
         x = self._check(x)

@@ -1,3 +1,3 @@
 """Compiled kernels (Numba and Cython). Same names and signatures as ``reference``."""
 
-MODULES = ("dense", "activations", "conv", "pool", "norm", "merge", "dropout", "losses", "optim")
+MODULES = ("dense", "activations", "conv", "conv_pool", "pool", "norm", "merge", "dropout", "losses", "optim")

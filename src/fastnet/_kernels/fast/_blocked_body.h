@@ -3,7 +3,8 @@
  * Included once per instruction set with BC_SUFFIX (name suffix), BC_TARGET (a function attribute
  * or nothing), BC_LANES (floats per vector), BC_FBT and BC_QV (filters and vectors of output positions
  * per block of the forward kernel) and BC_FBG and BC_TB (filters and taps per block of the weight
- * gradient) defined, each filter block a divisor of BC_FB; it undefines them at the end.
+ * gradient) and BC_EVEN and BC_ODD (the even and odd lane indices of two vectors, for BC_SHUFFLE) defined,
+ * each filter block a divisor of BC_FB; it undefines them at the end.
  *
  * GCC's vector extensions keep the accumulators in registers: the loops over them have constant
  * trip counts and are unrolled, so each block of BC_FBT filters x BC_QV vectors of positions is
@@ -136,6 +137,43 @@ BC_TARGET static void BC_CAT(bc_bias_, BC_SUFFIX)(const float *restrict out, lon
         }
 }
 
+/* max(a, b) lane by lane, a NaN in either winning (the pool kernel's rule), as bit selects: no branch */
+BC_TARGET static inline BC_VEC BC_CAT(bc_maxn_, BC_SUFFIX)(BC_VEC a, BC_VEC b) {
+    BC_IVEC take_a = (a > b) | (a != a);
+    return (BC_VEC)(((BC_IVEC)a & take_a) | ((BC_IVEC)b & ~take_a));
+}
+
+/* y[f, i, j] = max over the 2x2 window (2i.., 2j..) of out[f*Lq + oh*Wp + ow], + b[f], then max(., 0) when
+ * relu: the unfused bias (and ReLU) pass followed by a 2x2 stride-2 max-pool, bit for bit (rounding is
+ * monotonic: the max of the four sums is the sum of their max; ReLU commutes with max too). A NaN wins
+ * the window, as in the pool kernel. PH = OH / 2, PW = OW / 2 (an odd last row or column is dropped).
+ * Vectors all the way: the two rows' max, then the even and odd lanes' (a shuffle each); the pooled rows
+ * are short (LeNet-5: 14 and 5), so a row's last vector reads past it into the scratch (out has
+ * BC_POOL_SLACK floats to spare) and stores only its first PW - j lanes. */
+BC_TARGET static void BC_CAT(bc_bias_pool_, BC_SUFFIX)(const float *restrict out, long Lq, long Wp,
+                                                       const float *restrict b, long F, long PH, long PW, int relu,
+                                                       float *restrict y) {
+    const BC_VEC zero = (BC_VEC){0};
+    for (long f = 0; f < F; f++) {
+        const BC_VEC bias = zero + b[f];
+        for (long i = 0; i < PH; i++) {
+            const float *r0 = out + f * Lq + 2 * i * Wp, *r1 = r0 + Wp;
+            float *dst = y + (f * PH + i) * PW;
+            for (long j = 0; j < PW; j += BC_LANES) {
+                BC_VEC v0 = BC_CAT(bc_maxn_, BC_SUFFIX)(*(const BC_VECU *)(r0 + 2 * j), *(const BC_VECU *)(r1 + 2 * j));
+                BC_VEC v1 = BC_CAT(bc_maxn_, BC_SUFFIX)(*(const BC_VECU *)(r0 + 2 * j + BC_LANES),
+                                                        *(const BC_VECU *)(r1 + 2 * j + BC_LANES));
+                BC_VEC m = BC_CAT(bc_maxn_, BC_SUFFIX)(BC_SHUFFLE(v0, v1, BC_EVEN), BC_SHUFFLE(v0, v1, BC_ODD)) + bias;
+                if (relu) m = (BC_VEC)((BC_IVEC)m & ~(m < zero)); /* m < 0 -> +0; NaN compares false: kept */
+                if (j + BC_LANES <= PW)
+                    *(BC_VECU *)(dst + j) = m;
+                else
+                    memcpy(dst + j, &m, (size_t)(PW - j) * sizeof(float));
+            }
+        }
+    }
+}
+
 #undef BC_VEC
 #undef BC_VECU
 #undef BC_IVEC
@@ -146,3 +184,5 @@ BC_TARGET static void BC_CAT(bc_bias_, BC_SUFFIX)(const float *restrict out, lon
 #undef BC_TB
 #undef BC_FBT
 #undef BC_FBG
+#undef BC_EVEN
+#undef BC_ODD

@@ -61,6 +61,15 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 
 #if BC_AVAILABLE
 
+/* Lanes picked from two vectors by constant indices: GCC 12+ and Clang have __builtin_shufflevector,
+ * older GCC __builtin_shuffle with an index vector. */
+#if defined(__clang__) || __GNUC__ >= 12
+#define BC_SHUFFLE(a, b, idx) __builtin_shufflevector(a, b, idx)
+#else
+#define BC_SHUFFLE(a, b, idx) __builtin_shuffle(a, b, (BC_IVEC){idx})
+#endif
+#define BC_POOL_SLACK 64 /* floats past a forward scratch's end that bc_bias_pool's last vectors may read */
+
 #ifdef BC_X86
 #define BC_SUFFIX avx512
 #define BC_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
@@ -69,6 +78,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_QV 2
 #define BC_FBG 4
 #define BC_TB 4
+#define BC_EVEN 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define BC_ODD 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 #include "_blocked_body.h"
 
 #define BC_SUFFIX avx2
@@ -78,6 +89,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_QV 2
 #define BC_FBG 4
 #define BC_TB 2
+#define BC_EVEN 0, 2, 4, 6, 8, 10, 12, 14
+#define BC_ODD 1, 3, 5, 7, 9, 11, 13, 15
 #include "_blocked_body.h"
 #endif
 
@@ -88,6 +101,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_QV 2
 #define BC_FBG 4
 #define BC_TB 2
+#define BC_EVEN 0, 2, 4, 6
+#define BC_ODD 1, 3, 5, 7
 #include "_blocked_body.h"
 
 static int bc_isa_cached = -1;
@@ -144,6 +159,11 @@ static void bc_bias(const float *out, long Lq, long Wp, const float *b, long F, 
     BC_DISPATCH(bc_bias, out, Lq, Wp, b, F, OH, OW, relu, y);
 }
 
+static void bc_bias_pool(const float *out, long Lq, long Wp, const float *b, long F, long PH, long PW, int relu,
+                         float *y) {
+    BC_DISPATCH(bc_bias_pool, out, Lq, Wp, b, F, PH, PW, relu, y);
+}
+
 static void bc_offsets(const bc_geom *g, long *off, long Kp) {
     long t = 0;
     for (long c = 0; c < g->C; c++)
@@ -163,11 +183,12 @@ static void bc_pack(const float *x, const bc_geom *g, float *xp) {
 static float *bc_alloc(long n) { return (float *)calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
 
 /* y[n] (F, OH, OW) = b + conv(x[n]) (ReLU when relu) for the m samples x (m, C, H, W); w is
- * (Fp, C*KH*KW) with rows F.. zero. Returns 0, or -1 if scratch could not be allocated. */
+ * (Fp, C*KH*KW) with rows F.. zero. pool: y[n] is (F, OH/2, OW/2), the 2x2 stride-2 max-pool of that
+ * (the full-size output is never written). Returns 0, or -1 if scratch could not be allocated. */
 static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
-                      float *y) {
+                      int pool, float *y) {
     long K = g.C * g.KH * g.KW;
-    float *xp = bc_alloc(g.C * g.plane), *out = bc_alloc(Fp * g.Lq);
+    float *xp = bc_alloc(g.C * g.plane), *out = bc_alloc(Fp * g.Lq + BC_POOL_SLACK);
     long *off = (long *)malloc((size_t)(K > 0 ? K : 1) * sizeof(long));
     if (!xp || !out || !off) {
         free(xp), free(out), free(off);
@@ -177,7 +198,10 @@ static int bc_forward(const float *x, long m, bc_geom g, const float *w, const f
     for (long n = 0; n < m; n++) {
         bc_pack(x + n * g.C * g.H * g.W, &g, xp);
         bc_taps(xp, w, off, out, Fp, K, g.Lq);
-        bc_bias(out, g.Lq, g.Wp, b, F, g.OH, g.OW, relu, y + n * F * g.OH * g.OW);
+        if (pool)
+            bc_bias_pool(out, g.Lq, g.Wp, b, F, g.OH / 2, g.OW / 2, relu, y + n * F * (g.OH / 2) * (g.OW / 2));
+        else
+            bc_bias(out, g.Lq, g.Wp, b, F, g.OH, g.OW, relu, y + n * F * g.OH * g.OW);
     }
     free(xp), free(out), free(off);
     return 0;
@@ -255,7 +279,7 @@ static int bc_isa_best(void) { return 0; }
 static int bc_use_isa(int isa) { return 0; }
 static long bc_lanes(void) { return 4; }
 static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
-                      float *y) {
+                      int pool, float *y) {
     return -2;
 }
 static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,

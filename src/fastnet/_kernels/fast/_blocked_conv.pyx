@@ -17,7 +17,7 @@ cdef extern from "_blocked_conv.h" nogil:
     int bc_isa_best()
     int bc_use_isa(int isa)
     int bc_forward(const float* x, long m, bc_geom g, const float* w, const float* b, long F, long Fp,
-                   int relu, float* y)
+                   int relu, int pool, float* y)
     int bc_backward(const float* dy, const float* y, int relu, const float* x, long m, bc_geom g, long F,
                     float* dw, float* db, const float* w2, long Cp, float* dx, long group_floats)
     enum: BC_FB
@@ -63,19 +63,22 @@ def _geometry(x, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw):
 
 
 def forward(const float[:, :, :, ::1] x, const float[:, ::1] w, const float[::1] b,
-            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw, bint relu, float[:, :, :, ::1] y):
+            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw, bint relu, float[:, :, :, ::1] y,
+            bint pool=False):
     """y = b + conv(x) (max(., 0) when ``relu``) for one chunk of samples; ``w`` is (Fp, C*KH*KW), its
-    rows from y's F on zero (Fp a multiple of :func:`block`)."""
+    rows from y's F on zero (Fp a multiple of :func:`block`). ``pool``: y is the 2x2 stride-2 max-pool
+    of that, (m, F, OH // 2, OW // 2)."""
     cdef bc_geom g = _geometry(x, KH, KW, ph, pw)
     cdef long m = x.shape[0], F = y.shape[1], Fp = w.shape[0]
+    cdef long YH = g.OH // 2 if pool else g.OH, YW = g.OW // 2 if pool else g.OW
     cdef int rc
-    if (y.shape[0] != m or y.shape[2] != g.OH or y.shape[3] != g.OW or Fp % BC_FB or Fp < F
+    if (y.shape[0] != m or y.shape[2] != YH or y.shape[3] != YW or Fp % BC_FB or Fp < F
             or w.shape[1] != g.C * KH * KW or b.shape[0] != F):
         raise ValueError("blocked conv forward: shape mismatch")
-    if m == 0 or F == 0:
+    if m == 0 or F == 0 or YH == 0 or YW == 0:
         return
     with nogil:
-        rc = bc_forward(&x[0, 0, 0, 0], m, g, &w[0, 0], &b[0], F, Fp, relu, &y[0, 0, 0, 0])
+        rc = bc_forward(&x[0, 0, 0, 0], m, g, &w[0, 0], &b[0], F, Fp, relu, pool, &y[0, 0, 0, 0])
     if rc:
         raise MemoryError("blocked conv forward: scratch allocation failed") if rc == -1 else RuntimeError(
             "blocked conv: not built with this compiler")

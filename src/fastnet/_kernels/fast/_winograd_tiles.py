@@ -97,6 +97,48 @@ def output_tiles(mm, b, relu, th, tw, y):
 
 
 @jit
+def _max_nan(m, v):
+    """v if it beats the running max m (larger, or a NaN where m is none): the pool kernel's rule."""
+    return v if (v > m or v != v) and m == m else m
+
+
+@jit
+def output_tiles_pool(mm, b, relu, th, tw, y):
+    """y[n, f] = the 2x2 stride-2 max-pool of ``output_tiles``' result (+ b[f], then ReLU): each 2x2
+    tile is one pool window, so each tile gives one value; y is (m, F, OH // 2, OW // 2). The four
+    values are computed exactly as ``output_tiles`` computes them, so the result is that pass's
+    followed by the pool kernel, bit for bit (max and ReLU commute; see ``conv_pool.py``)."""
+    m, F, PH, PW = y.shape
+    T = th * tw
+    q = np.empty((2, 4, T), dtype=y.dtype)
+    p = np.empty(T, dtype=y.dtype)
+    for n in range(m):
+        t0 = n * T
+        for f in range(F):
+            bf = b[f]
+            for j in range(4):
+                for t in range(T):
+                    m1, m2 = mm[4 + j, f, t0 + t], mm[8 + j, f, t0 + t]
+                    q[0, j, t] = mm[j, f, t0 + t] + m1 + m2
+                    q[1, j, t] = m1 - m2 - mm[12 + j, f, t0 + t]
+            for t in range(T):  # the window in row-major order: (0, 0), (0, 1), (1, 0), (1, 1)
+                s1, s2 = q[0, 1, t], q[0, 2, t]
+                v = q[0, 0, t] + s1 + s2 + bf
+                v = _max_nan(v, s1 - s2 - q[0, 3, t] + bf)
+                s1, s2 = q[1, 1, t], q[1, 2, t]
+                v = _max_nan(v, q[1, 0, t] + s1 + s2 + bf)
+                p[t] = _max_nan(v, s1 - s2 - q[1, 3, t] + bf)
+            for i in range(PH):
+                if relu:  # max(v, 0) that keeps a NaN, like np.maximum
+                    for k in range(PW):
+                        val = p[i * tw + k]
+                        y[n, f, i, k] = 0 if val < 0 else val
+                else:
+                    for k in range(PW):
+                        y[n, f, i, k] = p[i * tw + k]
+
+
+@jit
 def output_grad_tiles(dy, y, relu, th, tw, dm, db):
     """dm[:, f, t] = A g A^T (the adjoint of :func:`output_tiles`), g the tile's 2x2 of dy, times
     ReLU's mask y > 0 when ``relu``, zero beyond OH x OW. db[f] = the sum of those g."""

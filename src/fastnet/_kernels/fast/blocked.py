@@ -65,18 +65,20 @@ def _padded_rows(a2):
     return out
 
 
-def conv2d_forward(x, w, b, padding, out_hw, relu):
-    """y (N, F, OH, OW) of a stride-1 convolution; x, w, b C-contiguous float32."""
+def conv2d_forward(x, w, b, padding, out_hw, relu, pool=False):
+    """y (N, F, OH, OW) of a stride-1 convolution; x, w, b C-contiguous float32. ``pool``: the 2x2
+    stride-2 max-pool of y, (N, F, OH // 2, OW // 2), pooled in the output pass (``conv_pool.py``)."""
     N, F = x.shape[0], w.shape[0]
     kh, kw = w.shape[2], w.shape[3]
     ph, pw = int(padding[0]), int(padding[1])
     wp = _padded_rows(w.reshape(F, -1))
-    y = np.empty((N, F, *out_hw), dtype=np.float32)
+    oh, ow = out_hw
+    y = np.empty((N, F, oh // 2, ow // 2) if pool else (N, F, oh, ow), dtype=np.float32)
     parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
 
     def chunk(i):
         s = parts[i]
-        _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s])
+        _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s], pool)
 
     tasks.run(chunk, len(parts))
     return y

@@ -67,15 +67,17 @@ def _plan(N, C, F, T, itemsize):
     return step - step % sub if step > sub else step, sub
 
 
-def conv2d_forward(x, w, b, padding, relu):
-    """y (N, F, OH, OW) of a stride-1 3x3 convolution; x, w, b C-contiguous of one float dtype."""
+def conv2d_forward(x, w, b, padding, relu, pool=False):
+    """y (N, F, OH, OW) of a stride-1 3x3 convolution; x, w, b C-contiguous of one float dtype.
+    ``pool``: the 2x2 stride-2 max-pool of y, (N, F, OH // 2, OW // 2), one value per output tile."""
     N, C, H, W = x.shape
     F = w.shape[0]
     ph, pw = int(padding[0]), int(padding[1])
     oh, ow, th, tw = tiles(H, W, (ph, pw))
     T = th * tw
     u = weight_transform(w)
-    y = np.empty((N, F, oh, ow), dtype=x.dtype)
+    y = np.empty((N, F, oh // 2, ow // 2) if pool else (N, F, oh, ow), dtype=x.dtype)
+    output = tiles_.output_tiles_pool if pool else tiles_.output_tiles
     step, sub = _plan(N, C, F, T, x.dtype.itemsize)
 
     def chunk(i):  # one task: samples i*step .. , end to end, in passes of ``sub`` samples
@@ -84,7 +86,7 @@ def conv2d_forward(x, w, b, padding, relu):
             v, mm = workspace.take(x.dtype, (16, C, m * T), (16, F, m * T))
             tiles_.input_tiles(x[n0 : n0 + m], ph, pw, th, tw, v)
             np.matmul(u, v, out=mm)
-            tiles_.output_tiles(mm, b, relu, th, tw, y[n0 : n0 + m])
+            output(mm, b, relu, th, tw, y[n0 : n0 + m])
 
     tasks.run(chunk, -(-N // step))
     return y

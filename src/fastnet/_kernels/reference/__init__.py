@@ -8,6 +8,7 @@ MODULES = (
     "dense",
     "activations",
     "conv",
+    "conv_pool",
     "pool",
     "dropout",
     "norm",
