@@ -3,6 +3,7 @@ in alternating short bursts, so a change of the machine's speed hits every frame
 
     PYTHONPATH=src python benchmarks/interleaved.py --threads 2                      # every training step of SPECS
     PYTHONPATH=src python benchmarks/interleaved.py --threads 1 --models M4,R20 --rounds 9 --json m4.json
+    PYTHONPATH=src python benchmarks/interleaved.py --threads 2 --predict            # predict M3, M4 at b256
 
 Why: ``report.py`` runs one pytest suite per framework, one after another, and this VM's speed drifts by up to 1.6x
 within the hour (its 1024^3 GEMM rate moved between 52 and 154 GFLOP/s in one day), so a ratio between two suites
@@ -18,7 +19,8 @@ range.
 
 The models, data, optimizers and thread settings are the pytest suites' own (``common.py``, ``peers_jax.py``):
 same seed-0 weights where the suites share them, float32, the same thread count everywhere (JAX pinned to the
-first ``--threads`` CPUs, as in ``conftest.py``). Training steps only; prediction stays in ``report.py``.
+first ``--threads`` CPUs, as in ``conftest.py``). ``--predict`` times ``predict`` at batch 256 instead (M3, M4; the
+peers add ONNX Runtime, each checked against fastnet's probabilities first: ``interleaved_predict.py``).
 Not a pytest-benchmark suite: the saved JSON holds every round's medians.
 """
 
@@ -38,9 +40,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import SPECS, Batches, dataset_for  # noqa: E402
+from interleaved_predict import PREDICT_PEERS, build_predict  # noqa: E402
+from peers_common import PREDICT_SPECS, predict_group  # noqa: E402
 
 PEERS = ("torch", "torch-cl", "compile", "compile-cl", "jax-xla", "jax-ynnpack")
 WARMUP = 20  # steps before timing: compiles, and the loss must fall over them (the suites' CHECK_STEPS)
+PREDICT_WARMUP = 5  # predictions before timing (after the check of the outputs)
 
 
 # ---- workers: one framework, one workload, steps on demand ----------------------------------------
@@ -105,13 +110,19 @@ def _build(framework, spec, threads):
     raise ValueError(f"unknown framework {framework!r}")
 
 
-def worker(framework: str, spec_index: int, threads: int) -> None:
-    """Build, warm up and check, print "ready <first loss> <last loss>", then answer each "run N B" on stdin with the
-    median seconds of at least N steps and B seconds of them (each step on the next batch)."""
-    spec = SPECS[spec_index]
-    step, feeder = _build(framework, spec, threads)
-    losses = [step(*feeder.next()) for _ in range(WARMUP)]
-    print(f"ready {losses[0]:.6g} {losses[-1]:.6g}", flush=True)
+def worker(framework: str, spec_index: int, threads: int, mode: str = "step") -> None:
+    """Build, warm up and check, print "ready <first loss> <last loss>" (``mode`` "predict": "ready <largest
+    difference from fastnet's probabilities>"), then answer each "run N B" on stdin with the median seconds of at
+    least N steps (or predictions) and B seconds of them (each on the next batch)."""
+    if mode == "predict":
+        step, feeder, err = build_predict(framework, PREDICT_SPECS[spec_index], threads)
+        for _ in range(PREDICT_WARMUP):
+            step(*feeder.next())
+        print(f"ready {err:.6g}", flush=True)
+    else:
+        step, feeder = _build(framework, SPECS[spec_index], threads)
+        losses = [step(*feeder.next()) for _ in range(WARMUP)]
+        print(f"ready {losses[0]:.6g} {losses[-1]:.6g}", flush=True)
     for line in sys.stdin:
         _, n, burst = line.split()
         times = []
@@ -124,8 +135,8 @@ def worker(framework: str, spec_index: int, threads: int) -> None:
 
 
 # ---- the driver ---------------------------------------------------------------------------------------
-def _start(framework, spec_index, threads):
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, str(spec_index), str(threads)]
+def _start(framework, spec_index, threads, mode):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, str(spec_index), str(threads), mode]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
@@ -135,18 +146,23 @@ def _ready(framework, proc):
     if not line or line[0] != "ready":
         proc.kill()
         raise RuntimeError(f"{framework}: the worker failed to start (run it alone to see why)")
+    if len(line) == 2:  # a predict worker: its outputs were checked against fastnet's
+        return {"max_abs_diff_vs_fastnet": float(line[1])}
     first, last = float(line[1]), float(line[2])
     if not last < first:
         raise RuntimeError(f"{framework}: the loss did not fall over {WARMUP} warm-up steps ({first} -> {last})")
     return first, last
 
 
-def run_workload(spec_index: int, frameworks, threads: int, rounds: int, steps: int, burst: float, gap: float) -> dict:
-    """Every framework's median step time per round, for SPECS[spec_index]."""
+def run_workload(
+    spec_index: int, frameworks, threads: int, rounds: int, steps: int, burst: float, gap: float, mode: str = "step"
+) -> dict:
+    """Every framework's median step time per round, for SPECS[spec_index] (``mode`` "predict": prediction time,
+    for PREDICT_SPECS[spec_index])."""
     procs, checks = {}, {}
     try:
         for fw in frameworks:  # one at a time: a compiling worker would slow the others' start, not their timing
-            procs[fw] = _start(fw, spec_index, threads)
+            procs[fw] = _start(fw, spec_index, threads, mode)
             checks[fw] = _ready(fw, procs[fw])
         per_round = []
         for r in range(rounds):
@@ -165,7 +181,7 @@ def run_workload(spec_index: int, frameworks, threads: int, rounds: int, steps: 
             p.wait(timeout=60)
 
 
-def summarise(spec, result) -> dict:
+def summarise(spec, result, workload=None) -> dict:
     rounds = result["rounds"]
     frameworks = list(rounds[0])
     peers = [fw for fw in frameworks if fw != "fastnet"]
@@ -173,7 +189,7 @@ def summarise(spec, result) -> dict:
     ratios = [min(r[p] for p in peers) / r["fastnet"] for r in rounds]
     best = min(peers, key=lambda p: med[p])
     return {
-        "workload": spec.group,
+        "workload": workload or spec.group,
         "median_ms": {fw: round(v * 1e3, 3) for fw, v in med.items()},
         "best_peer": best,
         "ratio_median": round(float(np.median(ratios)), 3),
@@ -204,43 +220,46 @@ def _positive(text: str) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
-        worker(argv[1], int(argv[2]), int(argv[3]))
+        worker(argv[1], int(argv[2]), int(argv[3]), argv[4])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=_positive, required=True)
     p.add_argument("--models", default="", help="comma-separated: M1, M2, M3b64, M3b256, M4, R20 (default: all)")
-    p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}")
+    p.add_argument("--predict", action="store_true", help="time predict at batch 256 (M3, M4) instead of steps")
+    p.add_argument("--peers", default="", help=f"comma-separated, of {', '.join(PEERS)} (--predict: and ort)")
     p.add_argument("--rounds", type=_positive, default=7)
     p.add_argument("--steps", type=_positive, default=5, help="at least this many steps per framework per round")
     p.add_argument("--burst", type=float, default=0.5, help="and at least this many seconds of them (their median)")
     p.add_argument("--gap", type=float, default=0.5, help="seconds of idle machine before each burst")
     p.add_argument("--json", help="also write every round's medians here")
     args = p.parse_args(argv)
-    names = {f"{s.model}b{s.batch}": i for i, s in enumerate(SPECS)}
-    names.update({s.model: i for i, s in enumerate(SPECS) if sum(t.model == s.model for t in SPECS) == 1})
+    mode, specs, known = ("predict", PREDICT_SPECS, PREDICT_PEERS) if args.predict else ("step", SPECS, PEERS)
+    names = {f"{s.model}b{s.batch}": i for i, s in enumerate(specs)}
+    names.update({s.model: i for i, s in enumerate(specs) if sum(t.model == s.model for t in specs) == 1})
     wanted = [m for m in args.models.split(",") if m] or list(names)
     unknown = [m for m in wanted if m not in names]
-    peers = [x for x in args.peers.split(",") if x]
-    bad = [x for x in peers if x not in PEERS]
-    if unknown or bad or not peers:
-        p.error(f"unknown models {unknown} or peers {bad}; models: {sorted(names)}, peers: {list(PEERS)}")
+    peers = [x for x in args.peers.split(",") if x] or list(known)
+    bad = [x for x in peers if x not in known]
+    if unknown or bad:
+        p.error(f"unknown models {unknown} or peers {bad}; models: {sorted(names)}, peers: {list(known)}")
     indices = list(dict.fromkeys(names[m] for m in wanted))
     frameworks = ["fastnet", *peers]
     rows, saved = [], []
     for i in indices:
-        spec = SPECS[i]
+        spec = specs[i]
+        group = predict_group(spec) if args.predict else spec.group
         fws = [fw for fw in frameworks if not (fw.endswith("-cl") and not spec.images)]  # no layout choice for MLPs
-        result = run_workload(i, fws, args.threads, args.rounds, args.steps, args.burst, args.gap)
-        rows.append(summarise(spec, result))
-        saved.append({"workload": spec.group, **result, **rows[-1]})
-        print(f"# {spec.group}: {rows[-1]['ratio_median']:.2f}x vs {rows[-1]['best_peer']}", file=sys.stderr)
+        result = run_workload(i, fws, args.threads, args.rounds, args.steps, args.burst, args.gap, mode)
+        rows.append(summarise(spec, result, group))
+        saved.append({"workload": group, **result, **rows[-1]})
+        print(f"# {group}: {rows[-1]['ratio_median']:.2f}x vs {rows[-1]['best_peer']}", file=sys.stderr)
     print(
         f"threads {args.threads}; {args.rounds} rounds of >= {args.steps} steps and >= {args.burst} s per framework; "
         f"load average {[round(v, 2) for v in os.getloadavg()]}"
     )
     print(table(rows, frameworks))
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "workloads": saved}, indent=1))
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "mode": mode, "workloads": saved}, indent=1))
     return 0
 
 

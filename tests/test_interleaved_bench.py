@@ -39,3 +39,32 @@ def test_main_refuses_unknown_models_and_peers(il, capsys):
     with pytest.raises(SystemExit):
         il.main(["--threads", "1", "--peers", "tensorflow"])
     assert "peers ['tensorflow']" in capsys.readouterr().err
+
+
+def test_a_fastnet_predict_worker_answers_bursts(il):
+    m3 = next(i for i, s in enumerate(il.PREDICT_SPECS) if s.model == "M3")
+    result = il.run_workload(m3, ["fastnet"], threads=1, rounds=2, steps=2, burst=0.0, gap=0.0, mode="predict")
+    assert len(result["rounds"]) == 2 and all(r["fastnet"] > 0 for r in result["rounds"])
+    assert result["loss_check"]["fastnet"] == {"max_abs_diff_vs_fastnet": 0.0}
+    rounds = [{"fastnet": 1.0, "ort": 0.5}]
+    assert il.summarise(il.PREDICT_SPECS[m3], {"rounds": rounds}, "predict M3")["workload"] == "predict M3"
+
+
+def test_onnx_runtime_predicts_what_fastnet_predicts(il):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from interleaved_predict import build_predict
+
+    run, feeder, err = build_predict("ort", il.PREDICT_SPECS[0], threads=1)
+    assert 0.0 <= err <= 1e-4
+    x, y = feeder.next()
+    assert run(x, y).shape == (len(x), 10)
+
+
+def test_ort_is_a_peer_of_predict_only(il, capsys):
+    with pytest.raises(SystemExit):
+        il.main(["--threads", "1", "--peers", "ort"])
+    assert "peers ['ort']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        il.main(["--threads", "1", "--predict", "--models", "R20"])
+    assert "unknown models ['R20']" in capsys.readouterr().err
