@@ -5,7 +5,8 @@
 Each model is built twice from seed 0; one runs the fused plan (``compile``'s default: Conv2D/Dense/BatchNorm/Add
 with the ReLU after them as one step, a Conv2D with the 2x2 max-pool after it too), the other ``unfuse()``\\ d.
 Steps alternate between the two on the same batch (the order swapped every round), then ``predict`` the same way;
-medians and the unfused / fused ratio are printed. ``--batch`` sets every model's batch size.
+medians and the unfused / fused ratio are printed. ``--batch`` sets every model's batch size; ``--against no-pool``
+makes the other model fused but for Conv2D+MaxPool2D (what that one fusion gains).
 A view for aiming work, not a pytest-benchmark suite.
 """
 
@@ -45,6 +46,17 @@ def compare(fused, unfused, x, y, rounds: int) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def refuse_pools(model):
+    """``model`` with compile's fusions but no Conv2D+MaxPool2D one: each Conv2D refuses its pool (an instance
+    attribute shadowing ``Conv2D.accepts_pool``), and the fused plan is rebuilt. Models nested in ``model`` keep
+    their own plans (the benchmark's models have none). Returns the model."""
+    for layer in model.named_layers().values():
+        if hasattr(layer, "accepts_pool"):
+            layer.accepts_pool = lambda pool: False
+    model._fused_plan = None  # the cached rewrite, if compile or a step built it already
+    return model
+
+
 def main(argv=None) -> int:
     import fastnet as fn
 
@@ -53,6 +65,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--batch", type=int, default=None, help="batch size of every model (default: 1024 for M2, else 128)")
+    p.add_argument(
+        "--against",
+        choices=("unfused", "no-pool"),
+        default="unfused",
+        help="the other model: unfuse()d, or compile's fusions without Conv2D+MaxPool2D (what that one fusion gains)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         fn.set_num_threads(args.threads)
@@ -64,7 +82,10 @@ def main(argv=None) -> int:
             fn.seed(0)
             pair.append(fastnet_model(model))
         (fused, onehot), (unfused, _) = pair
-        unfused.unfuse()
+        if args.against == "unfused":
+            unfused.unfuse()
+        else:
+            refuse_pools(unfused)
         rng = np.random.default_rng(0)
         n = args.batch or BATCH.get(model, 128)
         x = rng.standard_normal((n, *SHAPES.get(model, (1, 28, 28)))).astype(np.float32)

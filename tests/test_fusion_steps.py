@@ -40,3 +40,14 @@ def test_both_plans_are_timed(fs):
 def test_main_prints_a_row_per_model(fs, capsys):
     fs.main(["--models", "M2", "--rounds", "1"])
     assert "| M2 | " in capsys.readouterr().out
+
+
+def test_refuse_pools_keeps_every_fusion_but_conv_pool(fs):
+    fn.seed(0)
+    m = fn.Sequential([L.Conv2D(1, 3, 3), L.ReLU(), L.MaxPool2D(2), L.Flatten(), L.Dense(3 * 3 * 3, 2), L.ReLU()])
+    m.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    assert m.fusions() == [("0", "1", "2"), ("4", "5")]
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    before = m.predict(x)
+    assert fs.refuse_pools(m).fusions() == [("0", "1"), ("4", "5")]
+    assert np.array_equal(m.predict(x), before)
