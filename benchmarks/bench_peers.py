@@ -26,9 +26,11 @@ import numpy as np
 import pytest
 from common import SPECS, dataset_for, fastnet_model, run_pedantic, torch_batches, torch_model, torch_step
 from peers_common import (
+    ORT_SESSION,
     PREDICT_SPECS,
     check_loss_decreases,
     check_outputs_match,
+    ort_session,
     predict_batches,
     predict_group,
     torch_input,
@@ -270,12 +272,7 @@ def test_ort_predict(benchmark, spec, ort_mod, threads, rounds, tmp_path):
     fnet = trained_fastnet(spec.model)
     path = tmp_path / f"{spec.model}.onnx"
     export_onnx(fnet, path, input_shape=(1, 28, 28))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(ort, path, threads)
 
     def run(x):
         return sess.run(None, {"input": x})[0]
@@ -290,7 +287,7 @@ def test_ort_predict(benchmark, spec, ort_mod, threads, rounds, tmp_path):
         spec,
         threads,
         onnxruntime=ort.__version__,
-        session="CPUExecutionProvider, intra_op=threads, inter_op=1, sequential, ORT_ENABLE_ALL",
+        session=ORT_SESSION,
         max_abs_diff_vs_fastnet=err,
     )
     _throughput(benchmark, spec, run_pedantic(benchmark, run, rounds, setup=lambda: ((feeder.next()[0],), {})))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from common import Batches, dataset_for
-from peers_common import check_outputs_match, torch_input, torch_predict_model, trained_fastnet
+from peers_common import check_outputs_match, ort_session, torch_input, torch_predict_model, trained_fastnet
 
 PREDICT_PEERS = ("torch", "torch-cl", "compile", "compile-cl", "jax-xla", "jax-ynnpack", "ort")
 
@@ -99,10 +99,5 @@ def _ort(net, threads):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(net, path, input_shape=(1, 28, 28))
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        sess = ort_session(ort, path, threads)
     return lambda x, y: sess.run(None, {"input": x})[0]

@@ -82,3 +82,16 @@ def torch_predict_model(torch, model: str, fastnet_net, channels_last: bool):
 def torch_input(torch, x: np.ndarray, channels_last: bool):
     t = torch.from_numpy(x)
     return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+
+ORT_SESSION = "CPUExecutionProvider, intra_op=threads, inter_op=1, sequential, ORT_ENABLE_ALL"
+
+
+def ort_session(ort, path, threads: int):
+    """An ONNX Runtime session on the model file ``path`` in the suites' configuration (``ORT_SESSION``)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -63,6 +63,16 @@ def input_tiles(x, ph, pw, th, tw, v):
                     v[12 + j, c, t0 + t] = od[j, t] - od[j, t + tw]
 
 
+@jit(inline="always")  # inlined by Numba: as a call, output_tiles_pool ran 2.5x slower (16 -> 41 ms, M4's layer)
+def _rows_at(mm, f, t0, T, q):
+    """q[a, j, t] = (A^T M)[a, j] of tile t0 + t of filter f, a < 2: the first pass of both output transforms."""
+    for j in range(4):
+        for t in range(T):
+            m1, m2 = mm[4 + j, f, t0 + t], mm[8 + j, f, t0 + t]
+            q[0, j, t] = mm[j, f, t0 + t] + m1 + m2
+            q[1, j, t] = m1 - m2 - mm[12 + j, f, t0 + t]
+
+
 @jit
 def output_tiles(mm, b, relu, th, tw, y):
     """y[n, f] = A^T M A per tile (+ b[f], then max(., 0) when ``relu``), cropped to y's OH x OW."""
@@ -74,11 +84,7 @@ def output_tiles(mm, b, relu, th, tw, y):
         t0 = n * T
         for f in range(F):
             bf = b[f]
-            for j in range(4):
-                for t in range(T):
-                    m1, m2 = mm[4 + j, f, t0 + t], mm[8 + j, f, t0 + t]
-                    q[0, j, t] = mm[j, f, t0 + t] + m1 + m2
-                    q[1, j, t] = m1 - m2 - mm[12 + j, f, t0 + t]
+            _rows_at(mm, f, t0, T, q)
             for a in range(2):
                 for t in range(T):
                     s1, s2 = q[a, 1, t], q[a, 2, t]
@@ -116,11 +122,7 @@ def output_tiles_pool(mm, b, relu, th, tw, y):
         t0 = n * T
         for f in range(F):
             bf = b[f]
-            for j in range(4):
-                for t in range(T):
-                    m1, m2 = mm[4 + j, f, t0 + t], mm[8 + j, f, t0 + t]
-                    q[0, j, t] = mm[j, f, t0 + t] + m1 + m2
-                    q[1, j, t] = m1 - m2 - mm[12 + j, f, t0 + t]
+            _rows_at(mm, f, t0, T, q)
             for t in range(T):  # the window in row-major order: (0, 0), (0, 1), (1, 0), (1, 1)
                 s1, s2 = q[0, 1, t], q[0, 2, t]
                 v = q[0, 0, t] + s1 + s2 + bf

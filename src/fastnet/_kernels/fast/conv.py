@@ -94,21 +94,38 @@ def _relu(act) -> bool:
     return check_fused_act(act, "conv2d")
 
 
+def engine(C, F, kernel, stride, padding, dtype, out_hw) -> str:
+    """The engine that runs this convolution, forward and backward alike (and ``conv_pool.py``'s pooled forward):
+    "blocked", "direct", "winograd" or "im2col", in that order of preference (the module docstring says why)."""
+    wino = winograd.applies(C, F, kernel, stride, out_hw)
+    if blocked.applies(C, F, kernel, stride, padding, dtype, wino):
+        return "blocked"
+    if direct.applies(C, kernel, stride):
+        return "direct"
+    return "winograd" if wino else "im2col"
+
+
+def forward_operands(x, w, b, stride, padding):
+    """``(x, w, b, geometry)`` of a forward call: the arrays C-contiguous in x's float dtype, and
+    ``window_geometry``'s ``(kh, kw, sh, sw, ph, pw, oh, ow)``."""
+    x = _float(x)
+    w = _float(w, x.dtype)
+    b = _float(b, x.dtype)
+    return x, w, b, window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
+
+
 def conv2d_forward(x, w, b, stride, padding, act=None):
     relu = _relu(act)
-    x = _float(x)
+    x, w, b, (kh, kw, sh, sw, ph, pw, oh, ow) = forward_operands(x, w, b, stride, padding)
     dt = x.dtype
-    w = _float(w, dt)
-    b = _float(b, dt)
     N, C = x.shape[:2]
     F = w.shape[0]
-    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
-    wino = winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow))
-    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt, wino):
+    use = engine(C, F, (kh, kw), (sh, sw), (ph, pw), dt, (oh, ow))
+    if use == "blocked":
         return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
-    if direct.applies(C, (kh, kw), (sh, sw)):
+    if use == "direct":
         return direct.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
-    if wino:
+    if use == "winograd":
         return winograd.conv2d_forward(x, w, b, (ph, pw), relu)
     K, P = C * kh * kw, oh * ow
     w2 = w.reshape(F, K)
@@ -154,12 +171,12 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
             raise ValueError("conv2d_backward: act='relu' needs the forward output y, shaped like dy")
         y3 = _float(y, dt).reshape(N, F, P)
     ys = None if y3 is None else y3.reshape(dy.shape)
-    wino = winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow))
-    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt, wino):
+    use = engine(C, F, (kh, kw), (sh, sw), (ph, pw), dt, (oh, ow))
+    if use == "blocked":
         return blocked.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
-    if direct.applies(C, (kh, kw), (sh, sw)):
+    if use == "direct":
         return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
-    if wino:
+    if use == "winograd":
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from ..geometry import FUSED_MAXPOOL
 from ..reference.activations import check_fused_act
-from . import blocked, conv, direct, pool, winograd
-from ._window import as_float as _float
+from . import blocked, conv, pool, winograd
 from ._window import window_geometry
 
 __all__ = ["conv2d_maxpool_forward"]
@@ -27,19 +26,14 @@ __all__ = ["conv2d_maxpool_forward"]
 
 def conv2d_maxpool_forward(x, w, b, stride, padding, act=None):
     relu = check_fused_act(act, "conv2d_maxpool")
-    x = _float(x)
-    dt = x.dtype
-    w = _float(w, dt)
-    b = _float(b, dt)
+    x, w, b, (kh, kw, sh, sw, ph, pw, oh, ow) = conv.forward_operands(x, w, b, stride, padding)
     N, C = x.shape[:2]
     F = w.shape[0]
-    kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
     window_geometry((N, F, oh, ow), *FUSED_MAXPOOL, "pool")  # the pool's own error when the output is too small
-    wino = winograd.applies(C, F, (kh, kw), (sh, sw), (oh, ow))
-    # the order of conv.conv2d_forward's dispatch, so a layer runs on the same engine fused or not
-    if blocked.applies(C, F, (kh, kw), (sh, sw), (ph, pw), dt, wino):
+    use = conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow))  # as unfused: the same engine
+    if use == "blocked":
         return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu, pool=True)
-    if wino and not direct.applies(C, (kh, kw), (sh, sw)):
+    if use == "winograd":
         return winograd.conv2d_forward(x, w, b, (ph, pw), relu, pool=True)
     y = conv.conv2d_forward(x, w, b, stride, padding, act=act)
     return pool.maxpool2d_forward(y, *FUSED_MAXPOOL)[0]
