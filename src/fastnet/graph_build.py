@@ -257,8 +257,9 @@ def fuse_plan(plan: Plan) -> Plan:
 
 
 def _fuse_pools(steps: list, consumers: dict) -> list:
-    """The second rewrite of :func:`fuse_plan`: a pooling step whose input comes only from a step
-    whose layer ``accepts_pool`` it goes into that step (``consumers``: readers per value id)."""
+    """The second rewrite of :func:`fuse_plan`: a pooling step goes into the step that produces its
+    input when that step's layer ``accepts_pool`` it and nothing else reads that value (``consumers``:
+    readers per value id)."""
     producer = {step.out: step for step in steps}
     merged, dropped = {}, set()
     for step in steps:

@@ -103,7 +103,6 @@ class Conv2D(Layer):
                 f"{self.name}: expected input with {self.in_channels} channels "
                 f"(N, {self.in_channels}, H, W), got shape {x.shape}"
             )
-        self._out_hw(x.shape)
         out_hw = self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
         act = self._fused_act(activation)
