@@ -16,18 +16,23 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import Batches, dataset_for
-from peers_common import check_outputs_match, ort_session, torch_input, torch_predict_model, trained_fastnet
+from peers_common import (
+    check_outputs_match,
+    ort_session,
+    predict_batches,
+    torch_input,
+    torch_predict_model,
+    trained_fastnet,
+)
 
 PREDICT_PEERS = ("torch", "torch-cl", "compile", "compile-cl", "jax-xla", "jax-ynnpack", "ort")
 
 
 class _Layout:
-    """``Batches`` of the predict data, each x passed through ``convert`` (a layout or a tensor) and y kept."""
+    """``predict_batches(spec)``, each x passed through ``convert`` (a layout or a tensor) and y kept."""
 
     def __init__(self, spec, convert):
-        ds = dataset_for(spec.model)
-        self.batches, self.convert = Batches(ds.x, ds.y, spec.batch), convert
+        self.batches, self.convert = predict_batches(spec), convert
 
     def next(self):
         x, y = self.batches.next()
@@ -40,7 +45,7 @@ def build_predict(framework: str, spec, threads: int):
 
     fastnet.set_num_threads(threads)
     net = trained_fastnet(spec.model)
-    x0 = Batches(dataset_for(spec.model).x, dataset_for(spec.model).y, spec.batch).next()[0]
+    x0 = predict_batches(spec).next()[0]  # the first batch every feeder gives
     want = net.predict(x0, batch_size=spec.batch)
     if framework == "fastnet":
         return (lambda x, y: net.predict(x, batch_size=spec.batch)), _Layout(spec, lambda x: x), 0.0

@@ -160,18 +160,21 @@ class Step:
     """One layer call of a plan: reads value ids ``inputs``, writes value id ``out``.
 
     ``activation`` is the ``(name, alpha)`` pair of a fused activation layer and ``pool`` a fused
-    pooling layer, both passed to the layer's ``_forward``; ``fused_from`` is the labels of the layers
-    fused into this step (a tuple, empty when none); ``free`` lists values no later step reads.
+    pooling layer; ``fused`` holds those that are set, as the keyword arguments of the layer's
+    ``_forward``. ``fused_from`` is the labels of the layers fused into this step (a tuple, empty
+    when none); ``free`` lists values no later step reads.
     """
 
     __slots__ = (
-        "layer", "name", "label", "inputs", "as_list", "out", "activation", "pool", "fused_from", "has_params", "free"
+        "layer", "name", "label", "inputs", "as_list", "out", "activation", "pool", "fused", "fused_from",
+        "has_params", "free",
     )  # fmt: skip
 
     def __init__(self, layer, name, label, inputs, as_list, out, activation=None, fused_from=(), pool=None):
         self.layer, self.name, self.label = layer, name, label
         self.inputs, self.as_list, self.out = tuple(inputs), as_list, out
         self.activation, self.pool, self.fused_from = activation, pool, tuple(fused_from)
+        self.fused = {k: v for k, v in (("activation", activation), ("pool", pool)) if v is not None}
         self.has_params = bool(layer.params)
         self.free = ()
 

@@ -244,12 +244,8 @@ class Model(Trainer, Layer):
             mode = layer._mode(training)
             if record is not None and isinstance(layer, Model):
                 y, ctx = layer._forward(xin, mode, record=(record[0], f"{record[1]}{step.label}."))
-            elif step.pool is not None:
-                y, ctx = layer._forward(xin, mode, activation=step.activation, pool=step.pool)
-            elif step.activation is None:
-                y, ctx = layer._forward(xin, mode)
-            else:
-                y, ctx = layer._forward(xin, mode, activation=step.activation)
+            else:  # an unfused step passes no keywords: a layer without fusion takes (x, training) only
+                y, ctx = layer._forward(xin, mode, **step.fused)
             if record is not None and not isinstance(layer, Model):
                 record[0][record[1] + step.label] = y
             vals[step.out] = y

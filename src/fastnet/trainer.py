@@ -33,7 +33,8 @@ class Trainer:
 
         ``fuse=True`` also rewrites the model's plan once: each linear Dense whose only consumer is
         an elementwise activation layer, and each Conv2D, BatchNorm or Add followed only by a ReLU,
-        run as one fused kernel call (see ``fuse()``). Results are the same.
+        run as one fused kernel call, and a Conv2D (with its ReLU or not) takes the 2x2 stride-2
+        MaxPool2D that only it feeds (see ``fuse()``). Results are the same.
         """
         from . import _compile_outputs
         from . import optim as _optim
