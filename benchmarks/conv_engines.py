@@ -26,9 +26,9 @@ if importlib.util.find_spec("fastnet") is None:  # not installed, no PYTHONPATH:
     sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
+import fastnet  # noqa: E402,I001  (before NumPy, as in a user's script: fastnet/_thread_env.py)
 import numpy as np  # noqa: E402
 
-import fastnet  # noqa: E402
 from fastnet._kernels import config  # noqa: E402
 from fastnet._kernels.fast import conv  # noqa: E402
 

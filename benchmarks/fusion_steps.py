@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+import fastnet  # noqa: E402,F401,I001  (before NumPy, as in a user's script: fastnet/_thread_env.py)
+import numpy as np  # noqa: E402
 
 from common import fastnet_model  # noqa: E402
 

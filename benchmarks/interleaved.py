@@ -34,7 +34,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# The fastnet worker loads fastnet before NumPy, as a user's script does, so fastnet's defaults for the thread pools
+# (fastnet/_thread_env.py: read when NumPy loads) apply to it. Until 2026-12-02 it loaded NumPy first and ran without
+# them. The driver and the peers' workers do not load fastnet here: the peers keep their libraries' own defaults.
+if sys.argv[1:3] == ["--worker", "fastnet"]:
+    import fastnet  # noqa: F401
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -43,11 +43,11 @@ if importlib.util.find_spec("fastnet") is None:  # not installed, no PYTHONPATH:
     sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
+import fastnet  # noqa: E402,I001  (before NumPy, as in a user's script: fastnet/_thread_env.py)
 import numpy as np  # noqa: E402
 from common import SPECS, Batches, dataset_for, fastnet_model  # noqa: E402
 from step_hooks import DATA, GEMM, Instrumentation  # noqa: E402
 
-import fastnet  # noqa: E402
 
 SPLIT_KINDS = ("Conv2D", "Dense")  # layers whose GEMM / data-movement split is shown
 FIXED_PARTS = ("loss", "optimizer", "zero_grad")

@@ -68,3 +68,30 @@ def test_ort_is_a_peer_of_predict_only(il, capsys):
     with pytest.raises(SystemExit):
         il.main(["--threads", "1", "--predict", "--models", "R20"])
     assert "unknown models ['R20']" in capsys.readouterr().err
+
+
+def _env_after_loading(argv_tail):
+    """The thread-pool variables as they stand when interleaved.py has loaded NumPy, in a fresh process started with
+    ``argv_tail`` and none of the variables set."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    keys = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
+    code = (
+        f"import sys, os, json; sys.path.insert(0, {str(bench)!r}); sys.argv = ['interleaved.py', *{argv_tail!r}]; "
+        "import interleaved; assert 'numpy' in sys.modules; "
+        f"print(json.dumps({{k: os.environ.get(k) for k in {keys!r}}}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in keys}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_fastnet_worker_gets_fastnets_thread_pool_defaults_and_the_peers_do_not():
+    # fastnet before NumPy in its worker, as in a user's script (it ran without them until 2026-12-02)
+    assert _env_after_loading(["--worker", "fastnet"]) == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert _env_after_loading(["--worker", "torch"]) == {"OMP_WAIT_POLICY": None, "OPENBLAS_THREAD_TIMEOUT": None}
