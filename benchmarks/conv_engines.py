@@ -73,7 +73,9 @@ def _layer_times(shape, rng, rounds: int, reps: int) -> dict:
     times = defaultdict(list)
     for _ in range(rounds):
         for engine, limit in (("before", None), ("blocked", EVERY_LAYER)):
-            config.BLOCKED_MAX_CF = limit
+            # both limits: with BLOCKED_MAX_CF alone, a layer Winograd takes stayed there (BLOCKED_WINOGRAD_CF), so
+            # until 2026-12-02 this table's "blocked" column for the Keras CNN's 32->64 was Winograd again
+            config.BLOCKED_MAX_CF = config.BLOCKED_WINOGRAD_CF = limit
             times[engine, "fwd"].append(_median_ms(forward, reps))
             times[engine, "bwd"].append(_median_ms(backward, reps))
     return {key: float(np.median(v)) for key, v in times.items()}
@@ -82,11 +84,11 @@ def _layer_times(shape, rng, rounds: int, reps: int) -> dict:
 def layer_rows(names, batch=None, rounds: int = 3, reps: int = 7):
     """{name: {(engine, pass): ms}} for engine "before" / "blocked" and pass "fwd" / "bwd"."""
     rng = np.random.default_rng(0)
-    shipped = config.BLOCKED_MAX_CF
+    shipped = config.BLOCKED_MAX_CF, config.BLOCKED_WINOGRAD_CF
     try:
         return {name: _layer_times((batch or LAYERS[name][0], *LAYERS[name][1:]), rng, rounds, reps) for name in names}
     finally:
-        config.BLOCKED_MAX_CF = shipped
+        config.BLOCKED_MAX_CF, config.BLOCKED_WINOGRAD_CF = shipped
 
 
 def step_rows(steps: int = 8):

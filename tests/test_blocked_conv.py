@@ -120,10 +120,10 @@ def test_blocked_is_the_same_at_every_thread_count(keep_threads, build, act, n):
         (6, 16, 5, 1, 0, 12, np.float32, True),  # LeNet-5's second layer
         (16, 16, 3, 1, 1, 12, np.float32, True),  # ResNet-20's first stage
         (32, 32, 3, 1, 1, 12, np.float32, True),  # ResNet-20's second stage (C*F = 1024, Winograd's too)
-        (32, 64, 3, 1, 0, 12, np.float32, False),  # the Keras CNN's second layer (C*F = 2048): Winograd
+        (32, 64, 3, 1, 0, 12, np.float32, True),  # the Keras CNN's second layer (C*F = 2048, Winograd's too)
         (64, 64, 3, 1, 1, 7, np.float32, True),  # ResNet-20's third stage on 7x7 (Winograd does not take it)
-        (64, 64, 3, 1, 0, 12, np.float32, False),  # the same on a 12x12 input that Winograd takes
-        (64, 128, 3, 1, 1, 12, np.float32, False),  # C*F above the widest measured: another engine
+        (64, 64, 3, 1, 0, 12, np.float32, True),  # the same on a 12x12 input that Winograd takes (C*F = 4096)
+        (64, 128, 3, 1, 1, 12, np.float32, False),  # C*F above the widest measured: Winograd
         (16, 16, 3, 2, 1, 12, np.float32, False),  # stride 2: im2col
         (3, 8, 3, 1, 3, 12, np.float32, False),  # padding as large as the kernel: another engine
         (6, 16, 5, 1, 0, 12, np.float64, False),  # float64: another engine

@@ -16,12 +16,30 @@ def ce():
 
 
 def test_both_engines_are_timed_and_the_rule_is_restored(ce):
-    shipped = config.BLOCKED_MAX_CF
+    shipped = config.BLOCKED_MAX_CF, config.BLOCKED_WINOGRAD_CF
     rows = ce.layer_rows(["LeNet-5 6->16 5x5", "ResNet-20 stem 1->16"], batch=2, rounds=1, reps=1)
-    assert shipped == config.BLOCKED_MAX_CF  # restored
+    assert shipped == (config.BLOCKED_MAX_CF, config.BLOCKED_WINOGRAD_CF)  # restored
     for times in rows.values():
         assert set(times) == {(e, p) for e in ("before", "blocked") for p in ("fwd", "bwd")}
         assert all(t > 0 for t in times.values())
+
+
+def test_the_blocked_column_runs_the_blocked_kernels_on_a_layer_winograd_takes(ce, monkeypatch):
+    from fastnet._kernels.fast import blocked, winograd
+
+    calls = {"blocked": 0, "winograd": 0}
+    for name, module in (("blocked", blocked), ("winograd", winograd)):
+        real = module.conv2d_forward
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "conv2d_forward", counted)
+    monkeypatch.setattr(config, "WINOGRAD_MIN_CHANNELS", 16)  # Winograd takes the layer in the "before" column
+    monkeypatch.setattr(config, "BLOCKED_WINOGRAD_CF", 1024)  # below its C*F = 2048: only the column lifts it
+    ce.layer_rows(["Keras CNN 32->64 3x3"], batch=1, rounds=1, reps=1)
+    assert calls["blocked"] > 0 and calls["winograd"] > 0
 
 
 def test_main_prints_a_row_per_layer_and_refuses_unknown_names(ce, capsys):

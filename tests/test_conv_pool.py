@@ -24,7 +24,7 @@ CASES = [
     ("blocked", 3, 6, 16, 14, 14, 5, 5, (1, 1), (0, 0), np.float32),
     ("blocked", 2, 3, 5, 9, 8, 3, 2, (1, 1), (1, 0), np.float32),
     ("blocked", 1, 7, 9, 5, 40, 1, 3, (1, 1), (0, 1), np.float32),  # pooled rows wider than a vector
-    ("winograd", 2, 32, 64, 13, 12, 3, 3, (1, 1), (0, 0), np.float32),
+    ("winograd", 2, 64, 72, 13, 12, 3, 3, (1, 1), (0, 0), np.float32),  # C*F above BLOCKED_WINOGRAD_CF
     ("winograd", 1, 16, 16, 9, 11, 3, 3, (1, 1), (1, 1), np.float64),
     ("winograd", 2, 16, 24, 10, 10, 3, 3, (1, 1), (0, 1), np.float64),
     ("other", 2, 1, 4, 8, 9, 3, 3, (1, 1), (0, 0), np.float64),  # the direct kernel, then the pool

@@ -86,8 +86,7 @@ DIRECT_MAX_K = 32
 # --- register-blocked direct convolution (fast/blocked.py) -------------------------------------
 # float32 stride-1 convolutions (padding below the kernel size) with at most BLOCKED_MAX_CF input x
 # output channels C*F go to the blocked C kernels first, forward and backward (None: never); of the
-# layers Winograd takes, only those with at most BLOCKED_WINOGRAD_CF (the Keras CNN's 32->64 stays on
-# Winograd, 2.25x fewer multiplications). BLOCKED_GROUP_BYTES: samples packed together for the weight
+# layers Winograd takes, only those with at most BLOCKED_WINOGRAD_CF (now the same limit: see below). BLOCKED_GROUP_BYTES: samples packed together for the weight
 # gradient, so its partial sums stay in registers across them (1 sample, 32 KiB, 128 KiB, 1 MiB
 # measured: 128 KiB best or level everywhere, ResNet-20's 64->64 7x7 backward 23.7 -> 17.5 ms at 1 thread).
 # Measured 2026-12-01 18:05 UTC, the final kernels, by what is now benchmarks/conv_engines.py
@@ -103,13 +102,19 @@ DIRECT_MAX_K = 32
 #     ResNet-20 32->32 14x14 +dX            6.07 -> 4.05 / 14.46 -> 8.96   13.73 -> 9.98 / 34.75 -> 21.13
 #     ResNet-20 64->64 7x7 +dX (im2col)     8.53 -> 3.81 / 14.18 -> 13.06  19.23 -> 10.98 / 44.21 -> 30.54
 #     ResNet-20 stem 1->16 3x3, b128        1.72 -> 0.93 / 3.52 -> 1.24    3.92 -> 2.31 / 8.10 -> 3.23
-# The Keras CNN's 32->64 stays on Winograd: blocked won at 2 threads in this run (and lost in others,
-# e.g. 39.8 against 45.5 ms backward), and lost at 1 thread.
+# The Keras CNN's 32->64 stayed on Winograd then (BLOCKED_WINOGRAD_CF = 1024): blocked won at 2 threads in that run
+# (and lost in others, e.g. 39.8 against 45.5 ms backward), and lost at 1 thread. But the "blocked" figures for that
+# layer were Winograd's again: the benchmark lifted BLOCKED_MAX_CF only, and BLOCKED_WINOGRAD_CF kept the layer on
+# Winograd (fixed 2026-12-02). Measured for real on 2026-12-02 (2-core AMD EPYC, Zen 5, AVX-512; `conv_engines.py
+# --rounds 5 --layers "Keras CNN 32->64 3x3"`, b128, ms Winograd -> blocked), with OpenBLAS as the machine sets it
+# (OPENBLAS_CORETYPE=Haswell) at 2 threads: fwd 18.44 -> 8.94, bwd 40.00 -> 22.26; with OpenBLAS's own choice
+# (SkylakeX kernels) at 2 threads: fwd 15.42 -> 9.09, bwd 34.01 -> 22.77; at 1 thread 19.92 -> 15.64, 46.88 -> 38.30.
+# So BLOCKED_WINOGRAD_CF = BLOCKED_MAX_CF: Winograd keeps only layers wider than the blocked kernels take.
 # Whole training steps, the same process switching BLOCKED_MAX_CF between None and 4096 (medians of
 # 8 interleaved, 3 for ResNet-20; 2 / 1 threads): LeNet-5 b64 1.57x / 1.76x, b256 2.04x / 2.11x,
 # predict b256 2.01x / 2.05x; Keras CNN 0.98x / 1.05x, predict 1.11x / 1.04x; ResNet-20 1.32x / 1.32x.
 BLOCKED_MAX_CF = 4096
-BLOCKED_WINOGRAD_CF = 1024
+BLOCKED_WINOGRAD_CF = 4096
 BLOCKED_GROUP_BYTES = 128 << 10
 
 # --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------
