@@ -86,8 +86,9 @@ DIRECT_MAX_K = 32
 # --- register-blocked direct convolution (fast/blocked.py) -------------------------------------
 # float32 stride-1 convolutions (padding below the kernel size) with at most BLOCKED_MAX_CF input x
 # output channels C*F go to the blocked C kernels first, forward and backward (None: never); of the
-# layers Winograd takes, only those with at most BLOCKED_WINOGRAD_CF (now the same limit: see below). BLOCKED_GROUP_BYTES: samples packed together for the weight
-# gradient, so its partial sums stay in registers across them (1 sample, 32 KiB, 128 KiB, 1 MiB
+# layers Winograd takes, only those with at most BLOCKED_WINOGRAD_CF (now the same limit: see below).
+# BLOCKED_GROUP_BYTES: samples packed together for the weight gradient, so its partial sums stay in
+# registers across them (1 sample, 32 KiB, 128 KiB, 1 MiB
 # measured: 128 KiB best or level everywhere, ResNet-20's 64->64 7x7 backward 23.7 -> 17.5 ms at 1 thread).
 # Measured 2026-12-01 18:05 UTC, the final kernels, by what is now benchmarks/conv_engines.py
 # (`PYTHONPATH=src python benchmarks/conv_engines.py --threads 2 --steps`; 2-core AVX-512 VM, wall-clock
