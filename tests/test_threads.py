@@ -45,6 +45,24 @@ def test_blocked_matmul_is_the_same_at_every_thread_count(keep_threads, shape):
     np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-3)
 
 
+def test_the_first_small_product_already_runs_on_a_single_threaded_blas():
+    """A small product (one call, no task) limits BLAS to one thread, in a process where nothing else did yet:
+    otherwise it ran on OpenBLAS's own threads, whose rounding follows their count (a resumed CLI run differed)."""
+    import ast
+    import subprocess
+    import sys
+
+    code = (
+        "import fastnet, numpy as np; from threadpoolctl import threadpool_info; "
+        "from fastnet._kernels.fast import gemm; "
+        "gemm.dot(np.ones((32, 289), np.float32), np.ones((289, 128), np.float32), np.empty((32, 128), np.float32)); "
+        "print([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    counts = ast.literal_eval(out)
+    assert counts and all(c == 1 for c in counts)
+
+
 def test_blocked_matmul_works_in_a_forked_child(keep_threads):
     import os
 
