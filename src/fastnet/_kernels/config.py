@@ -33,6 +33,9 @@ DROPOUT_MIN = PARALLEL_MIN_ELEMENTS
 OMP_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS
 
 # --- how parallel work is cut -----------------------------------------------------------------
+# A GEMM above fast/gemm.py's MIN_WORK is cut into this many row (or column) blocks at every thread count, so its
+# bits never depend on the count (fast/gemm.py says why); 2 for the 2-core machines measured (more threads idle).
+GEMM_BLOCKS = 2
 # Elements per parallel block (elementwise kernels, optimizer updates, dropout; rows of about
 # this many elements for softmax, dense and batchnorm eval): big enough to amortise scheduling,
 # small enough to balance two threads.

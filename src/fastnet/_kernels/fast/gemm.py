@@ -8,7 +8,7 @@ single-threaded (``_kernels/threads.py``) and runs a large product as blocks of 
 single-threaded BLAS call each, as tasks of ``_kernels/tasks.py``.
 
 The blocks are a function of the shape only, never of the thread count: above ``MIN_WORK``
-a product is always cut into ``BLOCKS`` blocks, run one per thread or one after another on one
+a product is always cut into ``config.GEMM_BLOCKS`` blocks, run one per thread or one after another on one
 thread. An earlier version cut one block per thread and relied on OpenBLAS computing each element
 the same way whichever rows or columns surround it; that held on the Intel machine, but on an AMD
 EPYC (Zen 5) with OpenBLAS's Haswell kernels (``OPENBLAS_CORETYPE=Haswell``) 3-36% of the elements of
@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tasks, threads
+from .. import config, tasks, threads
 
 # m*n*k below this: one BLAS call. Handing blocks to the pool costs ~0.14 ms (measured with a
 # 1024x20 @ 20x26 product: 32 us in one call, 174 us split), so splitting pays only above ~10M:
 # interleaved at 2 threads (2026-12-01), M2's 1024x289 @ 289x20 (5.9M) 223 us in one call, 314 split;
 # 128x784 @ 784x128 (12.8M) 359 / 363; 256x400 @ 400x120 (12.3M) 335 / 275; M1's (51M) 1397 / 858.
 MIN_WORK = 1 << 23
-BLOCKS = 2  # blocks of a product above MIN_WORK: the 2 cores measured here (more threads than this idle)
 _ALIGN = 16  # block heights are multiples of 16 rows (OpenBLAS's register blocking; never a 1-row GEMV)
 
 
@@ -59,12 +58,13 @@ def dot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` for 2-D arrays; above ``MIN_WORK``, ``BLOCKS`` blocks of rows (or of columns,
+    """``out = a @ b`` for 2-D arrays; above ``MIN_WORK``, ``config.GEMM_BLOCKS`` blocks of rows (or of columns,
     when the output is wider than tall), run as tasks: the same calls, so the same bits, at any thread count."""
     m, k = a.shape
     n = b.shape[1]
     by_columns = n > m
-    blocks = _blocks(n if by_columns else m, BLOCKS) if m * n * k >= MIN_WORK and out.flags.c_contiguous else []
+    big = m * n * k >= MIN_WORK and out.flags.c_contiguous
+    blocks = _blocks(n if by_columns else m, config.GEMM_BLOCKS) if big else []
     if len(blocks) < 2:  # a small product (or a strided out): one call
         return dot(a, b, out)
 
