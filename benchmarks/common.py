@@ -113,6 +113,14 @@ SPECS = [
     Spec("R20", 128, "resnet20 sgd-momentum"),
 ]
 
+
+def spec_names(specs) -> dict[str, int]:
+    """Index in ``specs`` by name: ``M3b64``-style, and the bare model name where the model has one batch size."""
+    names = {f"{s.model}b{s.batch}": i for i, s in enumerate(specs)}
+    names.update({s.model: i for i, s in enumerate(specs) if sum(t.model == s.model for t in specs) == 1})
+    return names
+
+
 _DATA_CACHE: dict = {}
 
 

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import SPECS, Batches, dataset_for  # noqa: E402
+from common import SPECS, Batches, dataset_for, spec_names  # noqa: E402
 from interleaved_predict import PREDICT_PEERS, build_predict  # noqa: E402
 from peers_common import PREDICT_SPECS, predict_group  # noqa: E402
 
@@ -240,8 +240,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write every round's medians here")
     args = p.parse_args(argv)
     mode, specs, known = ("predict", PREDICT_SPECS, PREDICT_PEERS) if args.predict else ("step", SPECS, PEERS)
-    names = {f"{s.model}b{s.batch}": i for i, s in enumerate(specs)}
-    names.update({s.model: i for i, s in enumerate(specs) if sum(t.model == s.model for t in specs) == 1})
+    names = spec_names(specs)
     wanted = [m for m in args.models.split(",") if m] or list(names)
     unknown = [m for m in wanted if m not in names]
     peers = [x for x in args.peers.split(",") if x] or list(known)

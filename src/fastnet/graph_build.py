@@ -266,7 +266,7 @@ def _fuse_pools(steps: list, consumers: dict) -> list:
     producer = {step.out: step for step in steps}
     merged, dropped = {}, set()
     for step in steps:
-        if step.as_list or not getattr(step.layer, "fusable_into_conv", False):
+        if step.as_list:
             continue
         src = producer.get(step.inputs[0])
         accepts = getattr(src.layer, "accepts_pool", None) if src is not None else None
