@@ -30,7 +30,7 @@ if importlib.util.find_spec("fastnet") is None:  # not installed, no PYTHONPATH:
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
-from common import SPECS, Batches, dataset_for, fastnet_model  # noqa: E402
+from common import SPECS, Batches, dataset_for, fastnet_model, time_steps  # noqa: E402
 
 import fastnet  # noqa: E402  (first: thread-pool environment defaults)
 
@@ -44,16 +44,6 @@ def set_config(config) -> int:
     else:
         fastnet.set_num_threads(int(config))
     return fastnet.get_num_threads()
-
-
-def time_steps(net, feeder, steps) -> list[float]:
-    out = []
-    for _ in range(steps):
-        x, y = feeder.next()
-        t0 = time.perf_counter()
-        net.train_on_batch(x, y)
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def measure(spec, configs, rounds, steps):

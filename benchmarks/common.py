@@ -150,6 +150,17 @@ class Batches:
 # ---- timing -------------------------------------------------------------------------------
 
 
+def time_steps(net, feeder, steps) -> list[float]:
+    """Seconds of each of ``steps`` training steps of ``net`` on the next batches of ``feeder`` (a ``Batches``)."""
+    out = []
+    for _ in range(steps):
+        x, y = feeder.next()
+        t0 = time.perf_counter()
+        net.train_on_batch(x, y)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def median_of(benchmark) -> float:
     return float(benchmark.stats.stats.median)
 

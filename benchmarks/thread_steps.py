@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,7 +22,7 @@ sys.path.insert(0, str(HERE))
 import fastnet  # noqa: E402,I001  (before NumPy, as in a user's script: fastnet/_thread_env.py)
 import numpy as np  # noqa: E402
 
-from common import SPECS, Batches, dataset_for, fastnet_model, spec_names  # noqa: E402
+from common import SPECS, Batches, dataset_for, fastnet_model, spec_names, time_steps  # noqa: E402
 
 
 def compare(spec, counts, rounds: int, steps: int) -> dict:
@@ -40,13 +39,7 @@ def compare(spec, counts, rounds: int, steps: int) -> dict:
     for r in range(rounds):
         for n in counts[r % len(counts) :] + counts[: r % len(counts)]:
             fastnet.set_num_threads(n)
-            times = []
-            for _ in range(steps):
-                x, y = feeder.next()
-                t = time.perf_counter()
-                net.train_on_batch(x, y)
-                times.append(time.perf_counter() - t)
-            out[n].append(float(np.median(times)))
+            out[n].append(float(np.median(time_steps(net, feeder, steps))))
     return out
 
 
