@@ -13,6 +13,29 @@ def conv_case(n, c, f, h, w, kh, kw, dtype, seed=0):
     return x, wt, b, rng
 
 
+# Conv2D + MaxPool2D(2) cases (engine, n, c, f, h, w, kh, kw, stride, padding, dtype): batch 1, odd outputs (the
+# pool drops the last row or column), non-square kernels and inputs, stride 2, padding; LeNet-5's and the Keras
+# CNN's layers (small batches). "other": the direct kernel or im2col, then the pool kernel.
+POOL_CASES = [
+    ("blocked", 1, 1, 6, 28, 28, 5, 5, (1, 1), (2, 2), np.float32),
+    ("blocked", 3, 6, 16, 14, 14, 5, 5, (1, 1), (0, 0), np.float32),
+    ("blocked", 2, 3, 5, 9, 8, 3, 2, (1, 1), (1, 0), np.float32),
+    ("blocked", 1, 7, 9, 5, 40, 1, 3, (1, 1), (0, 1), np.float32),  # pooled rows wider than a vector
+    ("winograd", 2, 64, 72, 13, 12, 3, 3, (1, 1), (0, 0), np.float32),  # C*F above BLOCKED_WINOGRAD_CF
+    ("winograd", 1, 16, 16, 9, 11, 3, 3, (1, 1), (1, 1), np.float64),
+    ("winograd", 2, 16, 24, 10, 10, 3, 3, (1, 1), (0, 1), np.float64),
+    ("other", 2, 1, 4, 8, 9, 3, 3, (1, 1), (0, 0), np.float64),  # the direct kernel, then the pool
+    ("other", 2, 3, 4, 11, 10, 3, 3, (2, 2), (1, 1), np.float32),  # im2col (stride 2), then the pool
+]
+
+
+def pool_case(case, seed=0):
+    """(x, weights, bias, stride, padding) of one ``POOL_CASES`` entry."""
+    _, n, c, f, h, w, kh, kw, stride, padding, dtype = case
+    x, wt, b, _ = conv_case(n, c, f, h, w, kh, kw, dtype, seed)
+    return x, wt, b, stride, padding
+
+
 def close(got, want, dtype):
     """The conv equivalence tests' tolerance: float32 1e-4, float64 1e-10, relative to the array's scale."""
     assert got.dtype == want.dtype == dtype and got.shape == want.shape

@@ -5,7 +5,7 @@ training, a float64 gradient check, and the errors."""
 
 import numpy as np
 import pytest
-from _conv_checks import close, conv_case, record_calls
+from _conv_checks import POOL_CASES, close, pool_case, record_calls
 
 import fastnet
 from fastnet import layers as L
@@ -17,26 +17,9 @@ from fastnet._kernels.fast import pool as fast_pool
 from fastnet._kernels.reference import conv_pool as ref_cp
 
 POOL = ((2, 2), (2, 2), (0, 0))
-# (engine, n, c, f, h, w, kh, kw, stride, padding, dtype): batch 1, odd outputs (the pool drops the last row or
-# column), non-square kernels and inputs, stride 2, padding; LeNet-5's and the Keras CNN's layers (small batches)
-CASES = [
-    ("blocked", 1, 1, 6, 28, 28, 5, 5, (1, 1), (2, 2), np.float32),
-    ("blocked", 3, 6, 16, 14, 14, 5, 5, (1, 1), (0, 0), np.float32),
-    ("blocked", 2, 3, 5, 9, 8, 3, 2, (1, 1), (1, 0), np.float32),
-    ("blocked", 1, 7, 9, 5, 40, 1, 3, (1, 1), (0, 1), np.float32),  # pooled rows wider than a vector
-    ("winograd", 2, 64, 72, 13, 12, 3, 3, (1, 1), (0, 0), np.float32),  # C*F above BLOCKED_WINOGRAD_CF
-    ("winograd", 1, 16, 16, 9, 11, 3, 3, (1, 1), (1, 1), np.float64),
-    ("winograd", 2, 16, 24, 10, 10, 3, 3, (1, 1), (0, 1), np.float64),
-    ("other", 2, 1, 4, 8, 9, 3, 3, (1, 1), (0, 0), np.float64),  # the direct kernel, then the pool
-    ("other", 2, 3, 4, 11, 10, 3, 3, (2, 2), (1, 1), np.float32),  # im2col (stride 2), then the pool
-]
+CASES = POOL_CASES
 ACTS = [None, "relu"]
-
-
-def _case(case, seed=0):
-    _, n, c, f, h, w, kh, kw, stride, padding, dtype = case
-    x, wt, b, rng = conv_case(n, c, f, h, w, kh, kw, dtype, seed)
-    return x, wt, b, stride, padding
+_case = pool_case
 
 
 def _unfused(x, wt, b, stride, padding, act):
@@ -180,7 +163,7 @@ def test_fused_model_equals_unfused_in_evaluation_and_training():
     fused, unfused = _net(), _net()
     unfused.unfuse()
     assert np.array_equal(fused.predict(x), unfused.predict(x))
-    for _ in range(3):  # training runs conv then pool inside the fused step: the same steps, the same bits
+    for _ in range(3):  # training through the fused kernels (winners, pooled gradient): the same bits
         assert fused.train_on_batch(x, y) == unfused.train_on_batch(x, y)
     for k, v in fused.params.items():
         assert np.array_equal(v, unfused.params[k]), k

@@ -99,11 +99,15 @@ def _calls(dt, n):
     side = max(5, int((n // 2) ** 0.5))
     xi, wc, bc = r(1, 2, side, side), r(3, 2, 3, 3), r(3)
     oh = side - 2
+    pc = r(1, 3, oh // 2, oh // 2)  # the 3x3 layer's output pooled 2x2
     calls += [
         ("conv2d_forward", (xi, wc, bc, (1, 1), (0, 0))),
         ("conv2d_backward", (r(1, 3, oh, oh), xi, wc, (1, 1), (0, 0))),
         ("im2col", (xi, (3, 3), (1, 1), (0, 0))),
         ("col2im", (r(2 * 9, oh * oh), xi.shape, (3, 3), (1, 1), (0, 0))),
+        ("conv2d_maxpool_train_forward", (xi, wc, bc, (1, 1), (0, 0), "relu")),
+        # every window's winner at (0, 0): a valid gradient scatter
+        ("conv2d_maxpool_backward", (pc, np.zeros(pc.shape, np.uint8), pc, xi, wc, (1, 1), (0, 0), "relu")),
     ]
     # a stride-1 3x3 layer wide enough for Winograd (fast/winograd.py): its Numba tile transforms
     wc_, ws = max(1, config.WINOGRAD_MIN_CHANNELS or 1), config.WINOGRAD_MIN_OUTPUT

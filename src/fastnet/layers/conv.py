@@ -94,9 +94,9 @@ class Conv2D(Layer):
 
     def _forward(self, x, training, activation=None, pool=None):
         """``activation``: ``("relu", alpha)`` when a model fused a ReLU into this call, or None.
-        ``pool``: the MaxPool2D layer a model fused after it (see ``accepts_pool``), or None. In
-        evaluation the kernels pool in their output pass (the full-size output is never written);
-        in training this layer runs the pool layer on its output and keeps both contexts."""
+        ``pool``: the MaxPool2D layer a model fused after it (see ``accepts_pool``), or None. The
+        kernels pool in their output pass; in training they also give each window's winner, which
+        backward needs with the pooled output (the full-size output is not kept)."""
         x = self._check_input(x, ndim=4, shape_tail=(None, None, None), dtype=self.dtype)
         if x.shape[1] != self.in_channels:
             raise ValueError(
@@ -106,27 +106,33 @@ class Conv2D(Layer):
         out_hw = self._out_hw(x.shape)
         b = self.params.get("bias", self._zero_bias)
         act = self._fused_act(activation)
-        if pool is not None and not training:
+        if pool is not None:
             pool._out_hw((x.shape[0], self.out_channels, *out_hw))  # the pool's own error for too small an output
-            return ops.conv2d_maxpool_forward(x, self.params["weight"], b, self.stride, self.padding, act=act), None
+            if not training:
+                return ops.conv2d_maxpool_forward(x, self.params["weight"], b, self.stride, self.padding, act=act), None
+            p, win = ops.conv2d_maxpool_train_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
+            return p, (x, p, act, pool, win)
         if act is None:  # the 5-argument call: the kernel contract without ``act``
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding)
         else:
             y = ops.conv2d_forward(x, self.params["weight"], b, self.stride, self.padding, act=act)
-        out, pool_ctx = (y, None) if pool is None else pool._forward(y, training)
         # only the input is kept (the columns are recomputed); the output too when fused
-        return out, ((x, None if act is None else y, act, pool, pool_ctx) if training else None)
+        return y, ((x, None if act is None else y, act, None, None) if training else None)
 
     def _backward(self, ctx, dout, need_dx):
-        x, y, act, pool, pool_ctx = ctx
-        if pool is not None:  # a fused pool: its gradient first, as the unfused model would run it
-            dout = pool._backward(pool_ctx, dout, True)
-        dout = self._check_grad(dout, (x.shape[0], self.out_channels, *self._out_hw(x.shape)))
+        x, y, act, pool, win = ctx
         w = self.params["weight"]
-        if act is None:
-            dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, need_dx=need_dx)
+        if pool is not None:  # y is the pooled output; the pool's gradient is the kernels' input
+            dout = pool._check_grad(dout, y.shape)
+            dx, dw, db = ops.conv2d_maxpool_backward(
+                dout, win, y, x, w, self.stride, self.padding, act=act, need_dx=need_dx
+            )
         else:
-            dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, act=act, y=y, need_dx=need_dx)
+            dout = self._check_grad(dout, (x.shape[0], self.out_channels, *self._out_hw(x.shape)))
+            if act is None:
+                dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, need_dx=need_dx)
+            else:
+                dx, dw, db = ops.conv2d_backward(dout, x, w, self.stride, self.padding, act=act, y=y, need_dx=need_dx)
         self.grads["weight"] += dw
         if self.use_bias:
             self.grads["bias"] += db

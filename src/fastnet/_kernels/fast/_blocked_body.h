@@ -3,7 +3,8 @@
  * Included once per instruction set with BC_SUFFIX (name suffix), BC_TARGET (a function attribute
  * or nothing), BC_LANES (floats per vector), BC_FBT and BC_QV (filters and vectors of output positions
  * per block of the forward kernel) and BC_FBG and BC_TB (filters and taps per block of the weight
- * gradient) and BC_EVEN and BC_ODD (the even and odd lane indices of two vectors, for BC_SHUFFLE) defined,
+ * gradient), BC_EVEN and BC_ODD (the even and odd lane indices of two vectors, for BC_SHUFFLE) and BC_ZIPLO and
+ * BC_ZIPHI (the lanes of two vectors interleaved: the first and the second half) defined,
  * each filter block a divisor of BC_FB; it undefines them at the end.
  *
  * GCC's vector extensions keep the accumulators in registers: the loops over them have constant
@@ -149,28 +150,94 @@ BC_TARGET static inline BC_VEC BC_CAT(bc_maxn_, BC_SUFFIX)(BC_VEC a, BC_VEC b) {
  * the window, as in the pool kernel. PH = OH / 2, PW = OW / 2 (an odd last row or column is dropped).
  * Vectors all the way: the two rows' max, then the even and odd lanes' (a shuffle each); the pooled rows
  * are short (LeNet-5: 14 and 5), so a row's last vector reads past it into the scratch (out has
- * BC_POOL_SLACK floats to spare) and stores only its first PW - j lanes. */
+ * BC_POOL_SLACK floats to spare) and stores only its first PW - j lanes.
+ * win (training; NULL in inference): win[f, i, j] = the window's winner, 0..3 in row-major order, as the
+ * unfused pool's argmax: the first of the four sums equal to the max, or the first NaN; with relu, 0 where
+ * the max is <= 0 (the ReLU made all four equal). */
 BC_TARGET static void BC_CAT(bc_bias_pool_, BC_SUFFIX)(const float *restrict out, long Lq, long Wp,
                                                        const float *restrict b, long F, long PH, long PW, int relu,
-                                                       float *restrict y) {
+                                                       float *restrict y, unsigned char *restrict win) {
     const BC_VEC zero = (BC_VEC){0};
+    const BC_IVEC one = (BC_IVEC){0} + 1, two = one + 1, three = two + 1;
     for (long f = 0; f < F; f++) {
         const BC_VEC bias = zero + b[f];
         for (long i = 0; i < PH; i++) {
             const float *r0 = out + f * Lq + 2 * i * Wp, *r1 = r0 + Wp;
             float *dst = y + (f * PH + i) * PW;
             for (long j = 0; j < PW; j += BC_LANES) {
-                BC_VEC v0 = BC_CAT(bc_maxn_, BC_SUFFIX)(*(const BC_VECU *)(r0 + 2 * j), *(const BC_VECU *)(r1 + 2 * j));
-                BC_VEC v1 = BC_CAT(bc_maxn_, BC_SUFFIX)(*(const BC_VECU *)(r0 + 2 * j + BC_LANES),
-                                                        *(const BC_VECU *)(r1 + 2 * j + BC_LANES));
+                BC_VEC u0 = *(const BC_VECU *)(r0 + 2 * j), u1 = *(const BC_VECU *)(r0 + 2 * j + BC_LANES);
+                BC_VEC l0 = *(const BC_VECU *)(r1 + 2 * j), l1 = *(const BC_VECU *)(r1 + 2 * j + BC_LANES);
+                BC_VEC v0 = BC_CAT(bc_maxn_, BC_SUFFIX)(u0, l0), v1 = BC_CAT(bc_maxn_, BC_SUFFIX)(u1, l1);
                 BC_VEC m = BC_CAT(bc_maxn_, BC_SUFFIX)(BC_SHUFFLE(v0, v1, BC_EVEN), BC_SHUFFLE(v0, v1, BC_ODD)) + bias;
+                long n = j + BC_LANES <= PW ? BC_LANES : PW - j;
+                if (win) { /* the winner, scanning d, c, b, a so the first match is kept */
+                    BC_VEC sa = BC_SHUFFLE(u0, u1, BC_EVEN) + bias, sb = BC_SHUFFLE(u0, u1, BC_ODD) + bias;
+                    BC_VEC sc = BC_SHUFFLE(l0, l1, BC_EVEN) + bias;
+                    BC_IVEC k = three, e;
+                    e = (sc == m) | (sc != sc);
+                    k = (two & e) | (k & ~e);
+                    e = (sb == m) | (sb != sb);
+                    k = (one & e) | (k & ~e);
+                    e = (sa == m) | (sa != sa);
+                    k = k & ~e;
+                    if (relu) k = k & ~(m <= zero);
+                    unsigned char *wd = win + (f * PH + i) * PW + j;
+                    for (long l = 0; l < n; l++) wd[l] = (unsigned char)k[l];
+                }
                 if (relu) m = (BC_VEC)((BC_IVEC)m & ~(m < zero)); /* m < 0 -> +0; NaN compares false: kept */
-                if (j + BC_LANES <= PW)
+                if (n == BC_LANES)
                     *(BC_VECU *)(dst + j) = m;
                 else
-                    memcpy(dst + j, &m, (size_t)(PW - j) * sizeof(float));
+                    memcpy(dst + j, &m, (size_t)n * sizeof(float));
             }
         }
+    }
+}
+
+/* One sample's dy in the flat layout (F planes of Lq, rows of Wp) from the gradient of its 2x2 stride-2
+ * max-pool: dp (F, OH/2, OW/2) goes to each window's winner win (0..3, row-major), masked by p > 0 when p
+ * is not NULL (the ReLU before the pool: p is the pooled output, the winner's value) as bc_mask does; the
+ * other three positions, an odd last row and column get +0. Columns OW.. are not written. A vector of
+ * windows at a time: four masked copies of dp, interleaved into the two rows; a row's last vector goes
+ * through zero-filled copies (dp, win and p are the caller's arrays: no reading past them). */
+BC_TARGET static void BC_CAT(bc_unpool_, BC_SUFFIX)(const float *restrict dp, const unsigned char *restrict win,
+                                                    const float *restrict p, long F, long OH, long OW, long Lq,
+                                                    long Wp, float *restrict dyf) {
+    const BC_VEC zero = (BC_VEC){0}, one = zero + 1.0f;
+    const BC_IVEC izero = (BC_IVEC){0}, k1 = izero + 1, k2 = k1 + 1, k3 = k2 + 1;
+    const long PH = OH / 2, PW = OW / 2;
+    for (long f = 0; f < F; f++) {
+        float *plane = dyf + f * Lq;
+        for (long i = 0; i < PH; i++) {
+            float *r0 = plane + 2 * i * Wp, *r1 = r0 + Wp;
+            const long o = (f * PH + i) * PW;
+            for (long j = 0; j < PW; j += BC_LANES) {
+                const long n = j + BC_LANES <= PW ? BC_LANES : PW - j;
+                const float *gs = dp + o + j, *ps = p ? p + o + j : NULL;
+                const unsigned char *ws = win + o + j;
+                float gb[BC_LANES] = {0}, pb[BC_LANES] = {0};
+                unsigned char wb[BC_LANES] = {0};
+                if (n < BC_LANES) {
+                    memcpy(gb, gs, (size_t)n * sizeof(float));
+                    memcpy(wb, ws, (size_t)n);
+                    if (p) memcpy(pb, ps, (size_t)n * sizeof(float));
+                    gs = gb, ws = wb, ps = p ? pb : NULL;
+                }
+                BC_VEC g = *(const BC_VECU *)gs;
+                if (ps) g = g * (BC_VEC)((BC_IVEC)one & (*(const BC_VECU *)ps > zero));
+                BC_IVEC k;
+#pragma GCC unroll 16
+                for (int l = 0; l < BC_LANES; l++) k[l] = ws[l];
+                BC_VEC v0 = (BC_VEC)((BC_IVEC)g & (k == izero)), v1 = (BC_VEC)((BC_IVEC)g & (k == k1));
+                BC_VEC v2 = (BC_VEC)((BC_IVEC)g & (k == k2)), v3 = (BC_VEC)((BC_IVEC)g & (k == k3));
+                BC_VEC out[4] = {BC_SHUFFLE(v0, v1, BC_ZIPLO), BC_SHUFFLE(v0, v1, BC_ZIPHI), BC_SHUFFLE(v2, v3, BC_ZIPLO),
+                                 BC_SHUFFLE(v2, v3, BC_ZIPHI)};
+                memcpy(r0 + 2 * j, out, (size_t)(2 * n) * sizeof(float));
+                memcpy(r1 + 2 * j, out + 2, (size_t)(2 * n) * sizeof(float));
+            }
+            if (OW & 1) r0[OW - 1] = r1[OW - 1] = 0.0f;
+        }
+        if (OH & 1) memset(plane + (OH - 1) * Wp, 0, (size_t)OW * sizeof(float));
     }
 }
 
@@ -186,3 +253,5 @@ BC_TARGET static void BC_CAT(bc_bias_pool_, BC_SUFFIX)(const float *restrict out
 #undef BC_FBG
 #undef BC_EVEN
 #undef BC_ODD
+#undef BC_ZIPLO
+#undef BC_ZIPHI

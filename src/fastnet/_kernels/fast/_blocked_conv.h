@@ -80,6 +80,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_TB 4
 #define BC_EVEN 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
 #define BC_ODD 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define BC_ZIPLO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define BC_ZIPHI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
 #include "_blocked_body.h"
 
 #define BC_SUFFIX avx2
@@ -91,6 +93,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_TB 2
 #define BC_EVEN 0, 2, 4, 6, 8, 10, 12, 14
 #define BC_ODD 1, 3, 5, 7, 9, 11, 13, 15
+#define BC_ZIPLO 0, 8, 1, 9, 2, 10, 3, 11
+#define BC_ZIPHI 4, 12, 5, 13, 6, 14, 7, 15
 #include "_blocked_body.h"
 #endif
 
@@ -103,6 +107,8 @@ static bc_geom bc_geometry(long C, long H, long W, long KH, long KW, long ph, lo
 #define BC_TB 2
 #define BC_EVEN 0, 2, 4, 6
 #define BC_ODD 1, 3, 5, 7
+#define BC_ZIPLO 0, 4, 1, 5
+#define BC_ZIPHI 2, 6, 3, 7
 #include "_blocked_body.h"
 
 static int bc_isa_cached = -1;
@@ -160,8 +166,13 @@ static void bc_bias(const float *out, long Lq, long Wp, const float *b, long F, 
 }
 
 static void bc_bias_pool(const float *out, long Lq, long Wp, const float *b, long F, long PH, long PW, int relu,
-                         float *y) {
-    BC_DISPATCH(bc_bias_pool, out, Lq, Wp, b, F, PH, PW, relu, y);
+                         float *y, unsigned char *win) {
+    BC_DISPATCH(bc_bias_pool, out, Lq, Wp, b, F, PH, PW, relu, y, win);
+}
+
+static void bc_unpool(const float *dp, const unsigned char *win, const float *p, long F, long OH, long OW, long Lq,
+                      long Wp, float *dyf) {
+    BC_DISPATCH(bc_unpool, dp, win, p, F, OH, OW, Lq, Wp, dyf);
 }
 
 static void bc_offsets(const bc_geom *g, long *off, long Kp) {
@@ -184,9 +195,10 @@ static float *bc_alloc(long n) { return (float *)calloc((size_t)(n > 0 ? n : 1),
 
 /* y[n] (F, OH, OW) = b + conv(x[n]) (ReLU when relu) for the m samples x (m, C, H, W); w is
  * (Fp, C*KH*KW) with rows F.. zero. pool: y[n] is (F, OH/2, OW/2), the 2x2 stride-2 max-pool of that
- * (the full-size output is never written). Returns 0, or -1 if scratch could not be allocated. */
+ * (the full-size output is never written), and win (NULL, or shaped as y) each window's winner
+ * (bc_bias_pool). Returns 0, or -1 if scratch could not be allocated. */
 static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
-                      int pool, float *y) {
+                      int pool, float *y, unsigned char *win) {
     long K = g.C * g.KH * g.KW;
     float *xp = bc_alloc(g.C * g.plane), *out = bc_alloc(Fp * g.Lq + BC_POOL_SLACK);
     long *off = (long *)malloc((size_t)(K > 0 ? K : 1) * sizeof(long));
@@ -198,8 +210,9 @@ static int bc_forward(const float *x, long m, bc_geom g, const float *w, const f
     for (long n = 0; n < m; n++) {
         bc_pack(x + n * g.C * g.H * g.W, &g, xp);
         bc_taps(xp, w, off, out, Fp, K, g.Lq);
+        long pp = n * F * (g.OH / 2) * (g.OW / 2);
         if (pool)
-            bc_bias_pool(out, g.Lq, g.Wp, b, F, g.OH / 2, g.OW / 2, relu, y + n * F * (g.OH / 2) * (g.OW / 2));
+            bc_bias_pool(out, g.Lq, g.Wp, b, F, g.OH / 2, g.OW / 2, relu, y + pp, win ? win + pp : NULL);
         else
             bc_bias(out, g.Lq, g.Wp, b, F, g.OH, g.OW, relu, y + n * F * g.OH * g.OW);
     }
@@ -209,11 +222,14 @@ static int bc_forward(const float *x, long m, bc_geom g, const float *w, const f
 
 /* Weight and bias gradients of m samples (added into dw (F, C*KH*KW) and db (F), which the caller
  * zeroed) and, when dx is not NULL, the input gradient dx (m, C, H, W). dy (m, F, OH, OW) is masked
- * by y > 0 when relu (a NaN y masks too, as the reference); w2 is (Cp, F*KH*KW), the weights
+ * by y > 0 when relu (a NaN y masks too, as the reference). win not NULL: the layer was followed by a
+ * fused 2x2 stride-2 max-pool; dy, y and win are (m, F, OH/2, OW/2): the pool's gradient, its output and
+ * its winners (bc_unpool). w2 is (Cp, F*KH*KW), the weights
  * transposed and flipped, rows C.. zero. Samples go in groups of at most group_floats floats of packed
  * input and dy, so dW's partial sums stay in registers across a group. Returns 0, or -1 if scratch could not be allocated. */
 static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,
-                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats) {
+                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats,
+                       const unsigned char *win) {
     long K = g.C * g.KH * g.KW, Kp = bc_round(K, BC_KALIGN), Fp = bc_round(F, BC_FB), L = bc_lanes();
     long P = g.OH * g.OW, xs = g.C * g.plane, ds = Fp * g.Lq;
     long group = group_floats / (xs + ds);
@@ -223,9 +239,10 @@ static int bc_backward(const float *dy, const float *y, int relu, const float *x
     long K2 = F * g.KH * g.KW;
     float *xp = bc_alloc(group * xs), *dyf = bc_alloc(group * ds), *dwv = bc_alloc(Fp * Kp * L);
     float *dyp = dx ? bc_alloc(F * g2.plane) : NULL, *out2 = dx ? bc_alloc(Cp * g2.Lq) : NULL;
-    float *md = relu ? bc_alloc(F * P) : NULL; /* one sample's masked dy */
+    long PP = (g.OH / 2) * (g.OW / 2), DP = win ? PP : P; /* dy's floats per filter plane */
+    float *md = relu && !win ? bc_alloc(F * P) : NULL; /* one sample's masked dy */
     long *off = (long *)malloc((size_t)Kp * sizeof(long)), *off2 = (long *)malloc((size_t)(K2 > 0 ? K2 : 1) * sizeof(long));
-    if (!xp || !dyf || !dwv || !off || !off2 || (dx && (!dyp || !out2)) || (relu && !md)) {
+    if (!xp || !dyf || !dwv || !off || !off2 || (dx && (!dyp || !out2)) || (relu && !win && !md)) {
         free(xp), free(dyf), free(dwv), free(dyp), free(out2), free(off), free(off2), free(md);
         return -1;
     }
@@ -235,15 +252,18 @@ static int bc_backward(const float *dy, const float *y, int relu, const float *x
         long S = m - n0 < group ? m - n0 : group;
         for (long s = 0; s < S; s++) {
             long n = n0 + s;
-            const float *dyn = dy + n * F * P;
+            const float *dyn = dy + n * F * DP;
             float *dyfs = dyf + s * ds;
-            if (relu) {
+            if (win) {
+                bc_unpool(dyn, win + n * F * PP, relu ? y + n * F * PP : NULL, F, g.OH, g.OW, g.Lq, g.Wp, dyfs);
+            } else if (relu) {
                 bc_mask(dyn, y + n * F * P, md, F * P);
                 dyn = md;
             }
             for (long f = 0; f < F; f++) { /* dy (masked) in the flat layout; the dropped positions stay zero */
-                for (long oh = 0; oh < g.OH; oh++)
-                    memcpy(dyfs + f * g.Lq + oh * g.Wp, dyn + (f * g.OH + oh) * g.OW, g.OW * sizeof(float));
+                if (!win)
+                    for (long oh = 0; oh < g.OH; oh++)
+                        memcpy(dyfs + f * g.Lq + oh * g.Wp, dyn + (f * g.OH + oh) * g.OW, g.OW * sizeof(float));
                 db[f] += bc_sum(dyfs + f * g.Lq, g.Lq);
             }
             bc_pack(x + n * g.C * g.H * g.W, &g, xp + s * xs);
@@ -279,11 +299,12 @@ static int bc_isa_best(void) { return 0; }
 static int bc_use_isa(int isa) { return 0; }
 static long bc_lanes(void) { return 4; }
 static int bc_forward(const float *x, long m, bc_geom g, const float *w, const float *b, long F, long Fp, int relu,
-                      int pool, float *y) {
+                      int pool, float *y, unsigned char *win) {
     return -2;
 }
 static int bc_backward(const float *dy, const float *y, int relu, const float *x, long m, bc_geom g, long F,
-                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats) {
+                       float *dw, float *db, const float *w2, long Cp, float *dx, long group_floats,
+                       const unsigned char *win) {
     return -2;
 }
 

@@ -166,6 +166,43 @@ cdef void _max_plane_back(const real* dyp, const int64_t* ap, real* dxp, Py_ssiz
             dxp[idx] += dyp[p]
 
 
+cdef inline bint _same4(Py_ssize_t* a, Py_ssize_t* b) noexcept nogil:
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and a[3] == b[3]
+
+
+cdef void _winners_plane(const real* xp, real* yp, unsigned char* wp, Py_ssize_t W,
+                         Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """The 2x2 stride-2 tournament of ``_max_plane_2x2``, keeping each window's winner as 0..3
+    (row-major in the window) instead of a flat index: what a fused Conv2D + MaxPool2D keeps for backward."""
+    cdef Py_ssize_t oh, ow, j0, j1, t
+    cdef const real* r0
+    for oh in range(OH):
+        r0 = xp + 2 * oh * W
+        for ow in range(OW):
+            j0 = _better(r0[2 * ow + 1], r0[2 * ow])
+            j1 = 2 + _better(r0[W + 2 * ow + 1], r0[W + 2 * ow])
+            t = _better(r0[(j1 >> 1) * W + 2 * ow + (j1 & 1)], r0[(j0 >> 1) * W + 2 * ow + (j0 & 1)])
+            j0 = j0 + t * (j1 - j0)
+            yp[oh * OW + ow] = r0[(j0 >> 1) * W + 2 * ow + (j0 & 1)]
+            wp[oh * OW + ow] = <unsigned char>j0
+
+
+cdef void _unpool_plane(const real* dyp, const unsigned char* wp, const real* pp, bint relu, real* dxp,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """dx (H, W) of one plane from its 2x2 stride-2 pool's gradient: dy to each window's winner, times
+    (pooled output ``pp`` > 0) when ``relu`` (a ReLU before the pool; pp unread otherwise), 0 elsewhere."""
+    cdef Py_ssize_t oh, ow, k
+    cdef real g
+    memset(dxp, 0, H * W * sizeof(real))
+    for oh in range(OH):
+        for ow in range(OW):
+            g = dyp[oh * OW + ow]
+            if relu:
+                g = g * (1 if pp[oh * OW + ow] > 0 else 0)
+            k = wp[oh * OW + ow]
+            dxp[(2 * oh + (k >> 1)) * W + 2 * ow + (k & 1)] = g
+
+
 cdef void _avg_plane(const real* xp, real* yp, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
@@ -337,3 +374,53 @@ def global_avg_backward_into(const real[:, ::1] dy, real[:, :, :, ::1] dx, int n
     else:
         for i in prange(NC, nogil=True, num_threads=nthreads, schedule="static"):
             _plane_fill(dxp + i * HW, dyp[i] * inv, HW)
+
+
+def maxpool2x2_winners_into(const real[:, :, :, ::1] x, real[:, :, :, ::1] y, unsigned char[:, :, :, ::1] win,
+                            int nthreads):
+    """y: the 2x2 stride-2 max-pool of x (an odd last row or column dropped); win: each window's winner,
+    0..3 in row-major order, by the tie rule of ``maxpool_forward_into``."""
+    cdef Py_ssize_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], P = OH * OW, i
+    if y.shape[0] != x.shape[0] or y.shape[1] != x.shape[1] or OH != H // 2 or OW != W // 2:
+        raise ValueError("maxpool2x2_winners_into: y must be (N, C, H // 2, W // 2)")
+    if not _same4(win.shape, y.shape):
+        raise ValueError("maxpool2x2_winners_into: win must have y's shape")
+    if NC * P == 0:
+        return
+    cdef const real* xp = &x[0, 0, 0, 0]
+    cdef real* yp = &y[0, 0, 0, 0]
+    cdef unsigned char* wp = &win[0, 0, 0, 0]
+    if nthreads <= 1:
+        for i in range(NC):
+            _winners_plane(xp + i * H * W, yp + i * P, wp + i * P, W, OH, OW)
+    else:
+        for i in prange(NC, nogil=True, num_threads=nthreads, schedule="static"):
+            _winners_plane(xp + i * H * W, yp + i * P, wp + i * P, W, OH, OW)
+
+
+def unpool2x2_into(const real[:, :, :, ::1] dy, const unsigned char[:, :, :, ::1] win, const real[:, :, :, ::1] p,
+                   bint relu, real[:, :, :, ::1] dx, int nthreads):
+    """dx (N, C, H, W): the gradient of a 2x2 stride-2 max-pool whose winners are ``win``, masked by
+    ``p > 0`` (p: the pooled output) when ``relu``; dy, win and p are (N, C, H // 2, W // 2)."""
+    cdef Py_ssize_t NC = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3], P = OH * OW, i
+    if dy.shape[0] != dx.shape[0] or dy.shape[1] != dx.shape[1] or OH != H // 2 or OW != W // 2:
+        raise ValueError("unpool2x2_into: dy must be (N, C, H // 2, W // 2) of dx's (N, C, H, W)")
+    if not _same4(win.shape, dy.shape) or (relu and not _same4(p.shape, dy.shape)):
+        raise ValueError("unpool2x2_into: win (and p when relu) must have dy's shape")
+    if NC * H * W == 0:
+        return
+    cdef real* dxp = &dx[0, 0, 0, 0]
+    if P == 0:
+        memset(dxp, 0, NC * H * W * sizeof(real))
+        return
+    cdef const real* dyp = &dy[0, 0, 0, 0]
+    cdef const unsigned char* wp = &win[0, 0, 0, 0]
+    cdef const real* pp = &p[0, 0, 0, 0] if relu else dyp  # unread without relu
+    if nthreads <= 1:
+        for i in range(NC):
+            _unpool_plane(dyp + i * P, wp + i * P, pp + i * P, relu, dxp + i * H * W, H, W, OH, OW)
+    else:
+        for i in prange(NC, nogil=True, num_threads=nthreads, schedule="static"):
+            _unpool_plane(dyp + i * P, wp + i * P, pp + i * P, relu, dxp + i * H * W, H, W, OH, OW)

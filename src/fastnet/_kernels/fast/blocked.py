@@ -65,27 +65,33 @@ def _padded_rows(a2):
     return out
 
 
-def conv2d_forward(x, w, b, padding, out_hw, relu, pool=False):
+def conv2d_forward(x, w, b, padding, out_hw, relu, pool=False, winners=False):
     """y (N, F, OH, OW) of a stride-1 convolution; x, w, b C-contiguous float32. ``pool``: the 2x2
-    stride-2 max-pool of y, (N, F, OH // 2, OW // 2), pooled in the output pass (``conv_pool.py``)."""
+    stride-2 max-pool of y, (N, F, OH // 2, OW // 2), pooled in the output pass (``conv_pool.py``);
+    ``winners`` (with ``pool``, for training): ``(y, win)``, win uint8 shaped as y, each window's winner
+    0..3 in row-major order (the pool kernel's argmax)."""
     N, F = x.shape[0], w.shape[0]
     kh, kw = w.shape[2], w.shape[3]
     ph, pw = int(padding[0]), int(padding[1])
     wp = _padded_rows(w.reshape(F, -1))
     oh, ow = out_hw
     y = np.empty((N, F, oh // 2, ow // 2) if pool else (N, F, oh, ow), dtype=np.float32)
+    win = np.empty(y.shape, dtype=np.uint8) if winners else None
     parts = tasks.chunks(N, config.CONV_MIN_CHUNKS)
 
     def chunk(i):
         s = parts[i]
-        _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s], pool)
+        _ext.forward(x[s], wp, b, kh, kw, ph, pw, relu, y[s], pool, None if win is None else win[s])
 
     tasks.run(chunk, len(parts))
-    return y
+    return y if win is None else (y, win)
 
 
-def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
-    """(dx or None, dw, db); ``y`` is the forward output when ``relu`` (its mask), else ignored."""
+def conv2d_backward(dy, x, w, padding, relu, y, need_dx, win=None):
+    """(dx or None, dw, db); ``y`` is the forward output when ``relu`` (its mask), else ignored.
+    ``win``: the layer's output went through a fused 2x2 stride-2 max-pool (``conv2d_forward(...,
+    winners=True)``): dy is the pool's gradient, y the pooled output and win its winners, all three
+    (N, F, OH // 2, OW // 2); the full-size gradient is built per sample in the kernel's scratch."""
     N, C = x.shape[:2]
     F, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     ph, pw = int(padding[0]), int(padding[1])
@@ -115,6 +121,7 @@ def conv2d_backward(dy, x, w, padding, relu, y, need_dx):
             dxs,
             need_dx,
             config.BLOCKED_GROUP_BYTES,
+            None if win is None else win[s],
         )
 
     tasks.run(task, len(parts))

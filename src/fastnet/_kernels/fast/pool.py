@@ -50,6 +50,27 @@ def maxpool2d_backward(dy, argmax, x_shape):
     return dx
 
 
+def maxpool2x2_winners(x):
+    """(y, win): the 2x2 stride-2 max-pool of x and each window's winner, uint8 0..3 in row-major order
+    (the tie rule of ``maxpool2d_forward``). For ``conv_pool.py``'s training path; not a registry kernel."""
+    x = _float(x)
+    N, C, H, W = x.shape
+    y = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
+    win = np.empty(y.shape, dtype=np.uint8)
+    _ext.maxpool2x2_winners_into(x, y, win, parallel.omp_threads(x.size))
+    return y, win
+
+
+def unpool2x2(dy, win, p, relu, x_shape):
+    """dx of shape ``x_shape``: the gradient of ``maxpool2x2_winners`` from dy, masked by ``p > 0`` (the
+    pooled output) when ``relu``. For ``conv_pool.py``'s training path; not a registry kernel."""
+    dy = _float(dy)
+    dx = np.empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)
+    p = _float(p, dy.dtype) if relu else dy
+    _ext.unpool2x2_into(dy, np.ascontiguousarray(win, dtype=np.uint8), p, relu, dx, parallel.omp_threads(dx.size))
+    return dx
+
+
 def avgpool2d_forward(x, kernel, stride, padding):
     x = _float(x)
     N, C = x.shape[:2]
