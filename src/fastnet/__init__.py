@@ -4,6 +4,7 @@ Public API only; see README.md.
 """
 
 from . import (  # noqa: F401
+    _heap,  # noqa: F401  (imports nothing; keeps freed memory mapped between training steps)
     _thread_env,  # noqa: F401  (first: thread-pool variables are read when NumPy loads)
     callbacks,
     data,
