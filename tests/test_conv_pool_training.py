@@ -165,6 +165,8 @@ def test_training_kernel_errors(kernels):
         kernels.conv2d_maxpool_backward(p[:, :, :4], win, p, x, wt, stride, padding, "relu")
     with pytest.raises(ValueError, match=r"pooled shape"):
         kernels.conv2d_maxpool_backward(p, win[:2], p, x, wt, stride, padding, "relu")
+    with pytest.raises(ValueError, match=r"positions 0..3, got 4"):
+        kernels.conv2d_maxpool_backward(p, np.full_like(win, 4), p, x, wt, stride, padding, "relu")
 
 
 def test_a_fused_layer_keeps_the_pooled_output_and_its_winners_only():

@@ -199,7 +199,7 @@ cdef void _unpool_plane(const real* dyp, const unsigned char* wp, const real* pp
             g = dyp[oh * OW + ow]
             if relu:
                 g = g * (1 if pp[oh * OW + ow] > 0 else 0)
-            k = wp[oh * OW + ow]
+            k = wp[oh * OW + ow] & 3  # a window has four positions: never a write outside the plane
             dxp[(2 * oh + (k >> 1)) * W + 2 * ow + (k & 1)] = g
 
 

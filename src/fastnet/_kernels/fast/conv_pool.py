@@ -81,6 +81,8 @@ def conv2d_maxpool_backward(dp, win, p, x, w, stride, padding, act=None, need_dx
             f"got {dp.shape}, {np.shape(win)} and {np.shape(p)}"
         )
     win = np.ascontiguousarray(win, dtype=np.uint8)
+    if win.size and int(win.max()) > 3:
+        raise ValueError(f"conv2d_maxpool_backward: win holds window positions 0..3, got {int(win.max())}")
     p = _float(p, x.dtype)
     if conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow)) == "blocked":
         return blocked.conv2d_backward(dp, x, w, (ph, pw), relu, p, need_dx, win=win)

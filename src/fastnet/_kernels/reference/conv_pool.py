@@ -48,6 +48,8 @@ def conv2d_maxpool_backward(dp, win, p, x, w, stride, padding, act=None, need_dx
             f"conv2d_maxpool_backward: dp, win and p must have the pooled shape {pooled}, "
             f"got {np.shape(dp)}, {np.shape(win)} and {np.shape(p)}"
         )
+    if np.size(win) and int(np.max(win)) > 3:
+        raise ValueError(f"conv2d_maxpool_backward: win holds window positions 0..3, got {int(np.max(win))}")
     dp = np.asarray(dp, dtype=x.dtype)
     g = dp * (np.asarray(p) > 0) if relu else dp
     onehot = np.asarray(win)[..., None] == np.arange(4)  # (N, F, PH, PW, 4)
