@@ -1,5 +1,6 @@
-"""Shared fixtures. ``backend`` runs a test once per kernel backend; ``keep_threads`` restores the thread count;
-``offline`` gives a test no network and a fresh HOME (the CLI and dataset tests use it for every test)."""
+"""Shared fixtures. ``backend`` runs a test once per kernel backend; ``blocked_build`` once per build of the blocked
+convolution kernels; ``keep_threads`` restores the thread count; ``offline`` gives a test no network and a fresh
+HOME (the CLI and dataset tests use it for every test)."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,19 @@ def backend(request):
     """Run the test body under each backend, restoring the previous one afterwards."""
     with fastnet.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture(params=("base", "avx2", "avx512"))
+def blocked_build(request):
+    """Each micro-kernel build of the blocked convolution this CPU runs (AVX-512 runs all three), restored after."""
+    from fastnet._kernels.fast import blocked
+
+    ext = blocked._ext
+    if request.param not in ext.supported_isas():
+        pytest.skip(f"this CPU does not run the {request.param} build")
+    before = ext.use_isa(request.param)
+    yield request.param
+    ext.use_isa(before)
 
 
 @pytest.fixture

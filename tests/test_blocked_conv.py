@@ -49,18 +49,10 @@ def blocked_calls(monkeypatch):
     return record_calls(monkeypatch, blocked)
 
 
-ISAS = ("base", "avx2", "avx512")
-
-
-@pytest.fixture(params=ISAS)
-def build(request):
-    """Each micro-kernel build this CPU runs (an AVX-512 machine runs all three), restored afterwards."""
-    ext = blocked._ext
-    if request.param not in ext.supported_isas():
-        pytest.skip(f"this CPU does not run the {request.param} build")
-    before = ext.use_isa(request.param)
-    yield request.param
-    ext.use_isa(before)
+@pytest.fixture
+def build(blocked_build):
+    """Each micro-kernel build this CPU runs (``conftest.blocked_build``)."""
+    return blocked_build
 
 
 def test_the_cpu_runs_its_best_build():

@@ -62,20 +62,12 @@ def test_reference_is_the_pool_of_the_convolution():
     assert y.shape == (2, 5, conv.shape[2] // 2, conv.shape[3] // 2)
 
 
-@pytest.mark.parametrize("isa", ("base", "avx2", "avx512"))
-def test_every_blocked_build_pools_the_same(isa):
-    ext = blocked._ext
-    if isa not in ext.supported_isas():
-        pytest.skip(f"this CPU does not run the {isa} build")
-    before = ext.use_isa(isa)
-    try:
-        for case in CASES[:4]:
-            x, wt, b, stride, padding = _case(case, seed=2)
-            for act in ACTS:
-                y = fast_cp.conv2d_maxpool_forward(x, wt, b, stride, padding, act)
-                assert np.array_equal(y, _unfused(x, wt, b, stride, padding, act))
-    finally:
-        ext.use_isa(before)
+def test_every_blocked_build_pools_the_same(blocked_build):
+    for case in CASES[:4]:
+        x, wt, b, stride, padding = _case(case, seed=2)
+        for act in ACTS:
+            y = fast_cp.conv2d_maxpool_forward(x, wt, b, stride, padding, act)
+            assert np.array_equal(y, _unfused(x, wt, b, stride, padding, act))
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[4]], ids=["blocked", "winograd"])

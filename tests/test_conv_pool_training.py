@@ -9,7 +9,6 @@ from _conv_checks import POOL_CASES, close, pool_case
 
 import fastnet
 from fastnet import layers as L
-from fastnet._kernels.fast import blocked
 from fastnet._kernels.fast import conv as fast_conv
 from fastnet._kernels.fast import conv_pool as fast_cp
 from fastnet._kernels.fast import pool as fast_pool
@@ -97,25 +96,17 @@ def test_training_kernels_equal_the_unfused_kernels_bit_for_bit(case, act):
         assert np.array_equal(got, ref)
 
 
-@pytest.mark.parametrize("isa", ("base", "avx2", "avx512"))
-def test_every_blocked_build_trains_as_unfused(isa):
-    ext = blocked._ext
-    if isa not in ext.supported_isas():
-        pytest.skip(f"this CPU does not run the {isa} build")
-    before = ext.use_isa(isa)
-    try:
-        for case in POOL_CASES[:4]:
-            for data in (pool_case, _integer_case):
-                x, wt, b, stride, padding = data(case, seed=3)
-                for act in ACTS:
-                    p, win = fast_cp.conv2d_maxpool_train_forward(x, wt, b, stride, padding, act)
-                    dp = _grad(p.shape, x.dtype)
-                    p_unfused, want = _unfused(x, wt, b, stride, padding, act, dp)
-                    assert np.array_equal(p, p_unfused)
-                    got = fast_cp.conv2d_maxpool_backward(dp, win, p, x, wt, stride, padding, act)
-                    assert all(np.array_equal(g, r) for g, r in zip(got, want, strict=True))
-    finally:
-        ext.use_isa(before)
+def test_every_blocked_build_trains_as_unfused(blocked_build):
+    for case in POOL_CASES[:4]:
+        for data in (pool_case, _integer_case):
+            x, wt, b, stride, padding = data(case, seed=3)
+            for act in ACTS:
+                p, win = fast_cp.conv2d_maxpool_train_forward(x, wt, b, stride, padding, act)
+                dp = _grad(p.shape, x.dtype)
+                p_unfused, want = _unfused(x, wt, b, stride, padding, act, dp)
+                assert np.array_equal(p, p_unfused)
+                got = fast_cp.conv2d_maxpool_backward(dp, win, p, x, wt, stride, padding, act)
+                assert all(np.array_equal(g, r) for g, r in zip(got, want, strict=True))
 
 
 @pytest.mark.parametrize("case", [POOL_CASES[1], POOL_CASES[7]], ids=["blocked", "direct"])

@@ -8,7 +8,8 @@
  * 4 x 16 with AVX2) in vector registers across all C*KH*KW taps: one broadcast weight per filter and a vector load of
  * input per position block, the FMAs in between.
  *
- * - forward: y = b + sum_t w_t x_(q + off_t), ReLU optional;
+ * - forward: y = b + sum_t w_t x_(q + off_t), ReLU optional, a 2x2 stride-2 max-pool optional (in training
+ *   with each window's winner, bc_bias_pool; backward then unpools one sample at a time, bc_unpool);
  * - input gradient: the same kernel on the ReLU-masked dy, bordered by (KH-1-ph, KW-1-pw), with
  *   the weights transposed (C <-> F) and flipped;
  * - weight gradient: per filter block and tap block, vector partial sums over positions, kept
