@@ -34,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -72,7 +73,8 @@ def _profiled_step(hooks: Instrumentation, net, x, y):
 def profile(net, feeder, steps: int, warmup: int = 3, kernel_split: bool = True) -> dict:
     """Run ``warmup`` plain steps, then ``steps`` rounds of (plain step, instrumented step).
 
-    Returns ``{"plain": [s], "wall": [s], "parts": [{name: {field: s}}], "notes": [...], "split": bool}``.
+    Returns ``{"plain": [s], "wall": [s], "faults": [n], "parts": [{name: {field: s}}], "notes": [...], "split":
+    bool}``; ``faults``: the minor page faults of each plain step (memory the allocator got back from the OS).
     If the kernel timers break a step, the run continues with the per-layer timers only (noted).
     """
     for _ in range(warmup):
@@ -88,10 +90,13 @@ def profile(net, feeder, steps: int, warmup: int = 3, kernel_split: bool = True)
         hooks = Instrumentation(net, kernel_split=False)
         _profiled_step(hooks, net, *feeder.next())
     notes += hooks.notes
-    out = {"plain": [], "wall": [], "parts": [], "notes": notes, "split": hooks.kernel_split}
+    out = {"plain": [], "wall": [], "faults": [], "parts": [], "notes": notes, "split": hooks.kernel_split}
     hits = 0
     for _ in range(steps):
-        out["plain"].append(_plain_step(net, *feeder.next()))
+        x, y = feeder.next()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        out["plain"].append(_plain_step(net, x, y))
+        out["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         wall, rec = _profiled_step(hooks, net, *feeder.next())
         out["wall"].append(wall)
         out["parts"].append(rec.parts)
@@ -321,12 +326,14 @@ def main(argv=None):
         summary = summarise(result, kinds, fused_pairs(net))
         summary.update(model=f"{spec.model} b{spec.batch}", title=spec.title, data=ds.source)
         summary["loadavg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+        summary["page_faults_per_step"] = _median(result["faults"])
         summary["gemm_gflops"] = rates
         report["models"].append(summary)
         print(f"\n## {spec.model} b{spec.batch} ({spec.title}); data: {ds.source}")
         print(
             f"step median {summary['plain_step_ms']:.2f} ms uninstrumented, {summary['step_ms']:.2f} ms instrumented "
-            f"({summary['steps']} each after {args.warmup} warm-up); load avg {summary['loadavg_1min']}; "
+            f"({summary['steps']} each after {args.warmup} warm-up), "
+            f"{summary['page_faults_per_step']:.0f} page faults a step; load avg {summary['loadavg_1min']}; "
             f"% GEMM rate against {peak:.1f} GFLOP/s (best at <= {threads} thread(s))"
         )
         for t, r in rates.items():

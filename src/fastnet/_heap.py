@@ -3,10 +3,11 @@
 A training step allocates its activations and gradients and frees nearly all of them at the
 end. glibc gives the free top of its heap back to the OS once it exceeds a trim threshold, and
 serves blocks above an mmap threshold with fresh mappings; by default both follow the largest
-block freed so far. So each step's arrays came back as fresh, zero-filled pages: ResNet-20 at
-batch 128 took 14.9k page faults (58 MB) and 60-90 ms of system time a step; with the thresholds
-fixed, 1 fault, and 243-276 -> 187-200 ms a step (2026-12-02, 2-core AMD EPYC; peak RSS 546 ->
-549 MB; LeNet-5, the Keras CNN and the MLPs had no faults either way).
+block freed so far. So each step's arrays came back as fresh, zero-filled pages. ResNet-20 at batch
+128 (``PYTHONPATH=src python benchmarks/step_profile.py --models R20 --no-split``, which prints the
+page faults a step; ``FASTNET_KEEP_HEAP=0`` for glibc's default; 2026-12-02, 2-core AMD EPYC, two runs
+each): 14,866 faults (58 MB) and 247-250 ms a step by default, 0 faults and 177-204 ms with the
+thresholds fixed. Peak RSS 546 -> 549 MB; LeNet-5, the Keras CNN and the MLPs had no faults either way.
 
 ``import fastnet`` fixes glibc's mmap threshold at ``MMAP_THRESHOLD`` (glibc's largest: blocks up to
 it come from the heap) and its trim threshold at ``TRIM_THRESHOLD`` (that much free heap stays

@@ -82,6 +82,20 @@ cdef inline bint _better(real v, real best) noexcept nogil:
     return (v > best) | ((v != v) & (best == best))
 
 
+cdef inline Py_ssize_t _winner2x2(const real* r0, Py_ssize_t W, Py_ssize_t ow) noexcept nogil:
+    """The winner 0..3 (row-major) of the 2x2 window at column 2*ow of rows r0, r0 + W: a tournament (a vs b,
+    c vs d, then the winners) in which each match keeps its first operand unless the second is strictly
+    better, so the first maximum in row-major order wins. Branch-free: each match yields an offset."""
+    cdef Py_ssize_t k0 = _better(r0[2 * ow + 1], r0[2 * ow])
+    cdef Py_ssize_t k1 = 2 + _better(r0[W + 2 * ow + 1], r0[W + 2 * ow])
+    return k0 + _better(r0[_at(k1, W, ow)], r0[_at(k0, W, ow)]) * (k1 - k0)
+
+
+cdef inline Py_ssize_t _at(Py_ssize_t k, Py_ssize_t W, Py_ssize_t ow) noexcept nogil:
+    """Offset from r0 of winner k of the window at column 2*ow."""
+    return (k >> 1) * W + 2 * ow + (k & 1)
+
+
 cdef void _max_plane(const real* xp, real* yp, int64_t* ap, Py_ssize_t H, Py_ssize_t W,
                      Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
@@ -123,23 +137,17 @@ cdef void _max_plane(const real* xp, real* yp, int64_t* ap, Py_ssize_t H, Py_ssi
 
 cdef void _max_plane_2x2(const real* xp, real* yp, int64_t* ap, Py_ssize_t W,
                          Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
-    """2x2 windows, stride 2, no padding (the common case). A tournament (a vs b, c vs d, then
-    the winners) keeps "first maximum in row-major order wins": each match keeps its first
-    operand unless the second is strictly better, and a, b come before c, d."""
-    cdef Py_ssize_t oh, ow, j0, j1, j
+    """2x2 windows, stride 2, no padding (the common case): ``_winner2x2``'s tournament (for float32
+    the SSE2 row kernel above, the same tournament four windows at a time)."""
+    cdef Py_ssize_t oh, ow, j
     cdef const real* r0
-    cdef bint t
     for oh in range(OH):
         r0 = xp + 2 * oh * W
         if real is float:
             fn_maxpool_row2x2_f32(r0, yp, ap, W, OW, 2 * oh * W)
         else:
             for ow in range(OW):
-                # branch-free: each match yields an offset, the winner's value is reloaded by it
-                j0 = 2 * ow + _better(r0[2 * ow + 1], r0[2 * ow])
-                j1 = W + 2 * ow + _better(r0[W + 2 * ow + 1], r0[W + 2 * ow])
-                t = _better(r0[j1], r0[j0])
-                j = j0 + t * (j1 - j0)
+                j = _at(_winner2x2(r0, W, ow), W, ow)
                 yp[ow] = r0[j]
                 ap[ow] = 2 * oh * W + j
         yp += OW
@@ -172,19 +180,16 @@ cdef inline bint _same4(Py_ssize_t* a, Py_ssize_t* b) noexcept nogil:
 
 cdef void _winners_plane(const real* xp, real* yp, unsigned char* wp, Py_ssize_t W,
                          Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
-    """The 2x2 stride-2 tournament of ``_max_plane_2x2``, keeping each window's winner as 0..3
-    (row-major in the window) instead of a flat index: what a fused Conv2D + MaxPool2D keeps for backward."""
-    cdef Py_ssize_t oh, ow, j0, j1, t
+    """``_max_plane_2x2`` keeping each window's winner as 0..3 (row-major in the window) instead of a flat
+    index: what a fused Conv2D + MaxPool2D keeps for backward."""
+    cdef Py_ssize_t oh, ow, k
     cdef const real* r0
     for oh in range(OH):
         r0 = xp + 2 * oh * W
         for ow in range(OW):
-            j0 = _better(r0[2 * ow + 1], r0[2 * ow])
-            j1 = 2 + _better(r0[W + 2 * ow + 1], r0[W + 2 * ow])
-            t = _better(r0[(j1 >> 1) * W + 2 * ow + (j1 & 1)], r0[(j0 >> 1) * W + 2 * ow + (j0 & 1)])
-            j0 = j0 + t * (j1 - j0)
-            yp[oh * OW + ow] = r0[(j0 >> 1) * W + 2 * ow + (j0 & 1)]
-            wp[oh * OW + ow] = <unsigned char>j0
+            k = _winner2x2(r0, W, ow)
+            yp[oh * OW + ow] = r0[_at(k, W, ow)]
+            wp[oh * OW + ow] = <unsigned char>k
 
 
 cdef void _unpool_plane(const real* dyp, const unsigned char* wp, const real* pp, bint relu, real* dxp,

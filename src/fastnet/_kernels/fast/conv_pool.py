@@ -36,13 +36,20 @@ from ._window import window_geometry
 __all__ = ["conv2d_maxpool_forward", "conv2d_maxpool_train_forward", "conv2d_maxpool_backward"]
 
 
-def conv2d_maxpool_forward(x, w, b, stride, padding, act=None):
+def _forward_plan(x, w, b, stride, padding, act):
+    """``(relu, x, w, b, padding, out_hw, engine)`` of a fused forward call: the operands checked and converted,
+    the pool's own error when the output has no 2x2 window, and the engine the unfused convolution would take."""
     relu = check_fused_act(act, "conv2d_maxpool")
     x, w, b, (kh, kw, sh, sw, ph, pw, oh, ow) = conv.forward_operands(x, w, b, stride, padding)
     N, C = x.shape[:2]
     F = w.shape[0]
-    window_geometry((N, F, oh, ow), *FUSED_MAXPOOL, "pool")  # the pool's own error when the output is too small
-    use = conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow))  # as unfused: the same engine
+    window_geometry((N, F, oh, ow), *FUSED_MAXPOOL, "pool")
+    use = conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow))
+    return relu, x, w, b, (ph, pw), (oh, ow), use
+
+
+def conv2d_maxpool_forward(x, w, b, stride, padding, act=None):
+    relu, x, w, b, (ph, pw), (oh, ow), use = _forward_plan(x, w, b, stride, padding, act)
     if use == "blocked":
         return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu, pool=True)
     if use == "winograd":
@@ -54,13 +61,9 @@ def conv2d_maxpool_forward(x, w, b, stride, padding, act=None):
 def conv2d_maxpool_train_forward(x, w, b, stride, padding, act=None):
     """``(p, win)``: p as ``conv2d_maxpool_forward``, win (uint8, shaped as p) each window's winner, 0..3 in
     row-major order: the argmax ``maxpool2d_forward`` would give, within its window."""
-    relu = check_fused_act(act, "conv2d_maxpool")
-    x, w, b, (kh, kw, sh, sw, ph, pw, oh, ow) = conv.forward_operands(x, w, b, stride, padding)
-    N, C = x.shape[:2]
-    F = w.shape[0]
-    window_geometry((N, F, oh, ow), *FUSED_MAXPOOL, "pool")
-    if conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow)) == "blocked":
-        return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu, pool=True, winners=True)
+    relu, x, w, b, padding_hw, out_hw, use = _forward_plan(x, w, b, stride, padding, act)
+    if use == "blocked":
+        return blocked.conv2d_forward(x, w, b, padding_hw, out_hw, relu, pool=True, winners=True)
     return pool.maxpool2x2_winners(conv.conv2d_forward(x, w, b, stride, padding, act=act))
 
 
