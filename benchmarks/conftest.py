@@ -49,6 +49,7 @@ def pytest_addoption(parser):
     )
     g.addoption("--fn-denormal-steps", type=int, default=1500, help="training steps of the denormals run")
     g.addoption("--fn-startup-rounds", type=int, default=2, help="fresh-interpreter runs per startup benchmark")
+    g.addoption("--fn-target-rounds", type=int, default=5, help="interleaved rounds per target (bench_targets.py)")
     g.addoption(
         "--fn-jax-convs",
         choices=["ynnpack", "xla"],

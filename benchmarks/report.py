@@ -36,6 +36,7 @@ SUITES = {  # name -> (pytest marker expression, extra pytest arguments); one pr
     "onnxruntime": ("onnxruntime", []),
     "startup": ("startup", []),
     "denormals": ("denormals", []),
+    "targets": ("targets", []),  # issue 8's targets, interleaved (bench_targets.py): about 50 minutes
 }
 
 # peers table: variant -> column label; the columns in this order
@@ -349,6 +350,42 @@ def conv_rate_table(groups: dict) -> list[str]:
     return lines
 
 
+def _target_cell(x: dict) -> str:
+    if x["target_kind"] == "conv rate":
+        return f"{x['conv_gflops']:.0f} GFLOP/s, GEMM {x['gemm_gflops']:.0f}: {100 * x['ratio']:.0f}%"
+    if x["target_kind"] == "peak memory":
+        r = x["rows"]
+        torch_peak = min(r["torch"]["peak_mb"], r["torch-channels_last"]["peak_mb"])
+        return f"fastnet {r['fastnet']['peak_mb']:.0f} MB, PyTorch {torch_peak:.0f} MB"
+    lo, hi = x["ratio_range"]
+    fast, peer = x["median_ms"]["fastnet"], x["median_ms"][x["best_peer"]]
+    return f"{fast:.2f} ms vs {x['best_peer']} {peer:.2f} ms: **{x['ratio']:.2f}x** ({lo:.2f}-{hi:.2f})"
+
+
+def targets_table(benchmarks: list[dict]) -> list[str]:
+    """Issue 8's targets from ``bench_targets.py``: one row per workload, 2 threads and 1 thread side by side."""
+    rows: dict[str, dict[int, dict]] = {}
+    for b in benchmarks:
+        x = b.get("extra_info", {})
+        if "target_kind" in x:
+            name = b["group"].removeprefix("target ").removesuffix(f" {x.get('threads')}t")
+            rows.setdefault(name, {})[x.get("threads", 0)] = x
+    if not rows:
+        return []
+    lines = ["", "Issue 8's targets (bench_targets.py; fastnet / best peer, above 1: fastnet faster):", ""]
+    lines += ["| target | 2 threads | 1 thread | wanted | met |", "|---|---|---|---|---|"]
+    for name, by_threads in rows.items():
+        cells = [_target_cell(by_threads[t]) if t in by_threads else "-" for t in (2, 1)]
+        if 0 in by_threads:  # not per thread count (peak memory)
+            cells = [_target_cell(by_threads[0]), "-"]
+        any_x = next(iter(by_threads.values()))
+        kind, want = any_x["target_kind"], any_x["target"]
+        wanted = {"conv rate": f">= {100 * want:.0f}% of GEMM", "peak memory": "<= PyTorch"}.get(kind, f">= {want:g}x")
+        met = " / ".join("met" if x["met"] else "missed" for _, x in sorted(by_threads.items(), reverse=True))
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {wanted} | {met} |")
+    return lines
+
+
 def report(data: dict) -> str:
     groups = rows_by_group(data["benchmarks"])
     out = (
@@ -360,6 +397,7 @@ def report(data: dict) -> str:
         [""]
         + speed_table(groups)
         + conv_rate_table(groups)
+        + targets_table(data["benchmarks"])
         + peers_table(groups)
         + startup_table(groups)
         + denormal_table(groups)
