@@ -70,10 +70,13 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
     def block(i):
         i0, i1 = blocks[i]
-        if by_columns:  # matmul (not dot) calls BLAS on the strided column views without copying
+        # matmul, not dot: dot copies a strided operand first (a column view, or the row block of a transposed
+        # a, as in a weight gradient x.T @ dz), matmul hands its strides to BLAS. M4's Dense dW, (9216, 128) =
+        # x.T @ dz with 2 row blocks: 8.2 ms with dot, 4.2 with matmul at 1 thread (Zen 4, 2026-12-02).
+        if by_columns:
             np.matmul(a, b[:, i0:i1], out=out[:, i0:i1])
         else:
-            np.dot(a[i0:i1], b, out=out[i0:i1])
+            np.matmul(a[i0:i1], b, out=out[i0:i1])
 
     tasks.run(block, len(blocks))
     return out
