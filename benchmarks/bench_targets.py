@@ -116,7 +116,7 @@ class _Peers:
     def __init__(self, frameworks, spec_index, threads, mode):
         import interleaved
 
-        self._lib, self.names, self.procs, self.checks = interleaved, list(frameworks), {}, {}
+        self.names, self.procs, self.checks = list(frameworks), {}, {}
         try:
             for fw in self.names:  # one at a time: a compiling worker would slow the others' start
                 self.procs[fw] = interleaved._start(fw, spec_index, threads, mode)

@@ -4,7 +4,7 @@
     PYTHONPATH=src python benchmarks/peak_memory.py --model R20 --steps 10
 
 Each run builds the model on real MNIST (or random data of the same shape) and takes its peak resident set
-(``ru_maxrss``) after setup; for fastnet setup includes ``fastnet.warmup()``, which loads the compiled kernels as
+(``VmHWM``) after setup; for fastnet setup includes ``fastnet.warmup()``, which loads the compiled kernels as
 importing torch loads its (``FASTNET_PEAK_WARMUP=0``: compile lazily in the first step instead). Then it trains
 ``--steps`` steps at the spec's batch size and reports the peak during training, the increase over setup (what
 training itself needs: activations, gradients, optimizer state, scratch) and the whole-process peak (which includes
@@ -26,6 +26,16 @@ HERE = Path(__file__).resolve().parent
 
 
 def _maxrss_mb() -> float:
+    """This process's peak resident set. ``VmHWM`` belongs to the address space, which ``exec`` replaces; Linux keeps
+    ``ru_maxrss`` across ``exec``, so a child started by a large process (a pytest run that had trained ResNet-20)
+    reported its parent's 824 MB for every framework (2026-12-02)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 

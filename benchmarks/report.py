@@ -4,6 +4,7 @@
     python benchmarks/report.py --skip denormals      # without the long denormals run
     python benchmarks/report.py --json run.json       # report a saved run (pytest ... --benchmark-json=run.json)
     python benchmarks/report.py --save all.json       # also keep the merged JSON of this run
+    python benchmarks/report.py --json targets.json   # issue 8's targets (bench_targets.py, run by pytest itself)
 
 Suites run in separate pytest processes: fastnet's kernels, training steps and predict; PyTorch eager (so its OpenMP
 threads, which spin after each op, never compete with fastnet's); each peer of ``bench_peers.py`` (torch.compile, JAX
@@ -36,7 +37,6 @@ SUITES = {  # name -> (pytest marker expression, extra pytest arguments); one pr
     "onnxruntime": ("onnxruntime", []),
     "startup": ("startup", []),
     "denormals": ("denormals", []),
-    "targets": ("targets", []),  # issue 8's targets, interleaved (bench_targets.py): about 50 minutes
 }
 
 # peers table: variant -> column label; the columns in this order
