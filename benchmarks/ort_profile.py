@@ -25,17 +25,8 @@ sys.path.insert(0, str(HERE))
 
 import fastnet  # noqa: E402,I001  (before NumPy: fastnet/_thread_env.py)
 import numpy as np  # noqa: E402
+from conv_engines import _median_ms  # noqa: E402
 from peers_common import PREDICT_SPECS, predict_batches, trained_fastnet  # noqa: E402
-
-
-def _median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3
 
 
 def ort_nodes(net, x, threads: int, runs: int) -> dict[str, float]:
