@@ -48,7 +48,19 @@ def dense_case(act=None):
     return names, build
 
 
-def conv_case(n, c, f, h, kh, pad, which):
+def dense_backward_case(n, i, o):
+    """The Dense backward alone (dW = x^T dy, dx = dy W^T): the Keras CNN's 9216->128 layer has its weight gradient's
+    long dimension inside the transposed x, where a strided row block once cost a copy (``fast/gemm.py``)."""
+
+    def build(k, rng):
+        x, w, dy = _rand(rng, n, i), _rand(rng, i, o) * F32(0.05), _rand(rng, n, o)
+        bwd = k("dense_backward")
+        return (lambda: bwd(dy, x, w)), {"gflop": 2 * 2.0 * n * i * o / 1e9}
+
+    return ["dense_backward"], build
+
+
+def conv_case(n, c, f, h, kh, pad, which, stride=1):
     names = {"fwd": ["conv2d_forward"], "bwd": ["conv2d_backward"], "fwd+bwd": ["conv2d_forward", "conv2d_backward"]}[
         which
     ]
@@ -57,10 +69,10 @@ def conv_case(n, c, f, h, kh, pad, which):
         x = _rand(rng, n, c, h, h)
         w = _rand(rng, f, c, kh, kh) * F32(1.0 / np.sqrt(c * kh * kh))
         b = _rand(rng, f)
-        oh = h + 2 * pad - kh + 1
+        oh = (h + 2 * pad - kh) // stride + 1
         dy = _rand(rng, n, f, oh, oh)
         fwd, bwd = k("conv2d_forward"), k("conv2d_backward")
-        s, p = (1, 1), (pad, pad)
+        s, p = (stride, stride), (pad, pad)
         runs = {
             "fwd": lambda: fwd(x, w, b, s, p),
             "bwd": lambda: bwd(dy, x, w, s, p),
@@ -110,12 +122,15 @@ def adam_case(size):
 CASES = {
     "dense 128x784->512 fwd+bwd": dense_case(),
     "dense+relu fused 128x784->512 fwd+bwd": dense_case("relu"),
+    "dense 128x9216->128 bwd": dense_backward_case(128, 9216, 128),
     "conv 1->6 5x5 pad2 128x1x28x28 fwd": conv_case(128, 1, 6, 28, 5, 2, "fwd"),
     "conv 1->6 5x5 pad2 128x1x28x28 bwd": conv_case(128, 1, 6, 28, 5, 2, "bwd"),
     "conv 1->6 5x5 pad2 128x1x28x28 fwd+bwd": conv_case(128, 1, 6, 28, 5, 2, "fwd+bwd"),
     "conv 32->64 3x3 128x32x26x26 fwd": conv_case(128, 32, 64, 26, 3, 0, "fwd"),
     "conv 32->64 3x3 128x32x26x26 bwd": conv_case(128, 32, 64, 26, 3, 0, "bwd"),
     "conv 32->64 3x3 128x32x26x26 fwd+bwd": conv_case(128, 32, 64, 26, 3, 0, "fwd+bwd"),
+    "conv 16->32 3x3 s2 pad1 128x16x28x28 fwd+bwd": conv_case(128, 16, 32, 28, 3, 1, "fwd+bwd", stride=2),
+    "conv 16->32 1x1 s2 128x16x28x28 fwd+bwd": conv_case(128, 16, 32, 28, 1, 0, "fwd+bwd", stride=2),
     "maxpool 2x2 128x6x28x28 fwd+bwd": pool_case(128, 6, 28),
     "maxpool 2x2 128x64x24x24 fwd+bwd": pool_case(128, 64, 24),
     "softmax-CE 128x10": softmax_ce_case(128, 10),
@@ -186,6 +201,31 @@ def test_conv_engine(benchmark, monkeypatch, shape, engine, threads, rounds):
     benchmark.group = f"conv engine {shape} fwd+bwd"
     benchmark.extra_info.update(variant=engine, threads=threads, dtype="float32")
     fn, work = conv_case(n, c, f, h, 3, pad, "fwd+bwd")[1](
+        _kernel_getter("fast", ["conv2d_forward"]), np.random.default_rng(0)
+    )
+    fn()  # first call compiles (Numba) outside any timing
+    median = run_pedantic(benchmark, fn, rounds)
+    benchmark.extra_info["gflops"] = round(work["gflop"] / median, 2)
+
+
+# ResNet-20's 1x1 stride-2 shortcuts on im2col and by stride phases on the blocked kernels (``fast/strided.py``),
+# switched by ``config.STRIDED_PHASES``. The measurements behind it are in config.py.
+STRIDED_SHAPES = {
+    "16->32 1x1 s2 128x16x28x28": (128, 16, 32, 28, 1, 0),
+    "32->64 1x1 s2 128x32x14x14": (128, 32, 64, 14, 1, 0),
+}
+
+
+@pytest.mark.parametrize("engine", ["im2col", "strided"])
+@pytest.mark.parametrize("shape", list(STRIDED_SHAPES))
+def test_strided_engine(benchmark, monkeypatch, shape, engine, threads, rounds):
+    from fastnet._kernels import config
+
+    n, c, f, h, k, pad = STRIDED_SHAPES[shape]
+    monkeypatch.setattr(config, "STRIDED_PHASES", engine == "strided")
+    benchmark.group = f"conv engine {shape} fwd+bwd"
+    benchmark.extra_info.update(variant=engine, threads=threads, dtype="float32")
+    fn, work = conv_case(n, c, f, h, k, pad, "fwd+bwd", stride=2)[1](
         _kernel_getter("fast", ["conv2d_forward"]), np.random.default_rng(0)
     )
     fn()  # first call compiles (Numba) outside any timing

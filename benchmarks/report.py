@@ -340,7 +340,7 @@ def conv_rate_table(groups: dict) -> list[str]:
         for g, v in groups.items()
         if g.startswith(("kernel conv", "conv engine"))
         for name, entry in v.items()
-        if name in ("fast", "im2col", "winograd", "blocked") and "gflops" in entry.get("extra_info", {})
+        if name in ("fast", "im2col", "winograd", "blocked", "strided") and "gflops" in entry.get("extra_info", {})
     ]
     if not rate or not convs:
         return []

@@ -55,6 +55,19 @@ def build(blocked_build):
     return blocked_build
 
 
+def _calls(out_hw, backwards=1, need_dx=True):
+    """The blocked calls of one forward and ``backwards`` backward passes: on a small plane backward is dx alone, by the
+    forward kernel (dW and db come from im2col's GEMM: ``blocked.gemm_weight_gradient``), and nothing without dx."""
+    if blocked.gemm_weight_gradient(*out_hw):
+        return ["conv2d_forward"] + ["conv2d_forward"] * (backwards if need_dx else 0)
+    return ["conv2d_forward"] + ["conv2d_backward"] * backwards
+
+
+def _out_hw(shape):
+    n, c, f, h, w, kh, kw, (ph, pw) = shape
+    return h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+
+
 def test_the_cpu_runs_its_best_build():
     ext = blocked._ext
     assert blocked.isa() == ext.supported_isas()[-1]
@@ -68,11 +81,22 @@ def test_the_cpu_runs_its_best_build():
 def test_fast_blocked_equals_reference(blocked_calls, build, shape, act):
     x, wt, b, rng = _case(shape, seed=1)
     assert_fast_matches_reference(x, wt, b, shape[7], act, rng)
-    assert blocked_calls == ["conv2d_forward", "conv2d_backward", "conv2d_backward"]
+    want = _calls(_out_hw(shape), backwards=2)
+    if blocked.gemm_weight_gradient(*_out_hw(shape)):
+        want = want[:2]  # the backward without dx makes no blocked call
+    assert blocked_calls == want
     assert blocked.isa() == build
 
 
-def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls, build):
+@pytest.fixture(params=["default", "kernels' own dW"])
+def small_planes(request, monkeypatch):
+    """Each way a small plane's backward runs: as configured (dW from im2col's GEMM) and on the kernels alone."""
+    if request.param != "default":
+        monkeypatch.setattr(config, "BLOCKED_GEMM_DW_MAX_OUTPUT", None)
+    return request.param
+
+
+def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls, build, small_planes):
     x, wt, b, rng = _case((2, 3, 4, 6, 5, 3, 3, (1, 1)))
     x[0, 1, 2, 3] = np.nan
     y = assert_relu_keeps_nan(x, wt, b)
@@ -80,10 +104,10 @@ def test_relu_keeps_nan_and_masks_like_the_reference(blocked_calls, build):
     _, dw, db = fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), "relu", y)
     np.testing.assert_allclose(db, (dy * (y > 0)).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)  # 0 at NaN or <= 0
     assert np.isnan(dw).any()  # the NaN input reaches the weight gradient, as in the reference
-    assert "conv2d_backward" in blocked_calls
+    assert blocked_calls == _calls((6, 5))
 
 
-def test_an_inf_gradient_stays_nan_where_relu_masks_it(build):
+def test_an_inf_gradient_stays_nan_where_relu_masks_it(build, small_planes):
     """ReLU's input gradient is dy * (y > 0), as the reference computes it: inf * 0 is NaN, not a silent 0."""
     x, wt, b, _ = _case((1, 2, 4, 5, 5, 3, 3, (1, 1)))
     y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), "relu")
@@ -116,7 +140,7 @@ def test_blocked_is_the_same_at_every_thread_count(keep_threads, build, act, n):
         (64, 64, 3, 1, 1, 7, np.float32, True),  # ResNet-20's third stage on 7x7 (Winograd does not take it)
         (64, 64, 3, 1, 0, 12, np.float32, True),  # the same on a 12x12 input that Winograd takes (C*F = 4096)
         (64, 128, 3, 1, 1, 12, np.float32, False),  # C*F above the widest measured: Winograd
-        (16, 16, 3, 2, 1, 12, np.float32, False),  # stride 2: im2col
+        (16, 16, 3, 2, 1, 12, np.float32, False),  # 3x3 stride 2: im2col (fast/strided.py takes 1x1 stride 2)
         (3, 8, 3, 1, 3, 12, np.float32, False),  # padding as large as the kernel: another engine
         (6, 16, 5, 1, 0, 12, np.float64, False),  # float64: another engine
     ],
@@ -125,7 +149,7 @@ def test_dispatch_rule(blocked_calls, c, f, k, s, p, hw, dtype, expected):
     x, wt, b, _ = conv_case(2, c, f, hw, hw, k, k, dtype)
     y = fast_conv.conv2d_forward(x, wt, b, (s, s), (p, p))
     grads = fast_conv.conv2d_backward(np.ones_like(y), x, wt, (s, s), (p, p))
-    assert blocked_calls == (["conv2d_forward", "conv2d_backward"] if expected else [])
+    assert blocked_calls == (_calls(y.shape[2:]) if expected else [])
     close(y, ref_conv.conv2d_forward(x, wt, b, (s, s), (p, p)), dtype)
     for g, r in zip(grads, ref_conv.conv2d_backward(np.ones_like(y), x, wt, (s, s), (p, p)), strict=True):
         close(g, r, dtype)
@@ -145,6 +169,22 @@ def test_switched_off_it_takes_nothing(monkeypatch, blocked_calls):
     x, wt, b, _ = _case((2, 1, 6, 12, 12, 5, 5, (2, 2)))
     fast_conv.conv2d_forward(x, wt, b, (1, 1), (2, 2))
     assert blocked_calls == []
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_small_planes_take_dw_from_the_gemm_and_match_the_kernels_own(monkeypatch, keep_threads, act):
+    """A 7x7 output (ResNet-20's third stage) takes dx from the forward kernel and dW, db from im2col's GEMM: the same
+    as the kernels' own backward (BLOCKED_GEMM_DW_MAX_OUTPUT=None) within tolerance, and bit for bit at every
+    thread count."""
+    x, wt, b, rng = _case((37, 8, 16, 7, 7, 3, 3, (1, 1)), seed=4)
+    assert blocked.gemm_weight_gradient(7, 7)
+    assert_same_at_every_thread_count(x, wt, b, (1, 1), act)
+    y = fast_conv.conv2d_forward(x, wt, b, (1, 1), (1, 1), act)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    split = fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), act, y)
+    monkeypatch.setattr(config, "BLOCKED_GEMM_DW_MAX_OUTPUT", None)
+    for got, want in zip(split, fast_conv.conv2d_backward(dy, x, wt, (1, 1), (1, 1), act, y), strict=True):
+        close(got, want, np.float32)
 
 
 def test_the_extension_rejects_mismatched_shapes():
@@ -181,7 +221,7 @@ def test_a_float32_conv2d_layer_through_blocked_matches_the_float64_reference_la
             dy = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
             dx = node.backward(dy)
             results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
-    assert blocked_calls == ["conv2d_forward", "conv2d_backward"]
+    assert blocked_calls == _calls(results[0][0].shape[2:])
     for got, want in zip(*results, strict=True):
         close(got, want.astype(np.float32), np.float32)
 

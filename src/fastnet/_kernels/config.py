@@ -120,6 +120,22 @@ DIRECT_MAX_K = 32
 BLOCKED_MAX_CF = 4096
 BLOCKED_WINOGRAD_CF = 4096
 BLOCKED_GROUP_BYTES = 128 << 10
+# Blocked layers whose output has at most BLOCKED_GEMM_DW_MAX_OUTPUT pixels (OH*OW; None: never) take dx from the
+# blocked kernels and dW, db from im2col and one GEMM per chunk (fast/conv.py): over a 7x7 plane the kernels'
+# weight gradient keeps few positions per partial sum. Measured 2026-12-02 (2-core Intel Xeon VM, AVX-512;
+# `conv_engines.py --switch gemm-dw`, the limit lifted to every layer; b128 (LeNet b256), backward ms kernels' own dW
+# -> GEMM dW, 2 / 1 threads): ResNet-20 64->64 7x7 8.84 -> 7.91 / 15.51 -> 13.91; 32->32 14x14 5.97 -> 8.84 /
+# 11.06 -> 15.30; Keras CNN 32->64 26x26 34.6 -> 44.5 / 66.5 -> 77.8; LeNet-5 6->16 10x10 3.11 -> 4.88 / 5.95 -> 8.41.
+# So the 7x7 plane only (8x8 was not measured).
+BLOCKED_GEMM_DW_MAX_OUTPUT = 49
+# Strided float32 layers whose kernel is no larger than the stride (ResNet-20's 1x1 stride-2 shortcuts) run on the
+# blocked kernels by their stride phases (fast/strided.py), when the phased layer is one they take (BLOCKED_MAX_CF
+# over its nh*nw*C channels); False: im2col. Measured 2026-12-02 (as above, `conv_engines.py --switch strided`, b128,
+# 2 threads, fwd / bwd ms im2col -> phases): 16->32 1x1 28x28 0.86 -> 0.90 / 4.61 -> 2.00; 32->64 1x1 14x14
+# 0.57 -> 0.78 / 2.16 -> 1.70. A 3x3 stride-2 layer by its phases (a 2x2 kernel on 4C channels, 1.78x the FLOPs):
+# 16->32 28x28 4.48 -> 4.36 / 10.98 -> 10.92, no gain (the phase copy took 1.4 ms), so kernels larger than the stride
+# stay on im2col.
+STRIDED_PHASES = True
 
 # --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------
 # Stride-1 3x3 convolutions with at least WINOGRAD_MIN_CHANNELS input and output channels and

@@ -28,7 +28,7 @@ from ._extension import load
 
 _ext = load("_blocked_conv")
 
-__all__ = ["applies", "conv2d_forward", "conv2d_backward", "isa"]
+__all__ = ["applies", "conv2d_forward", "conv2d_backward", "gemm_weight_gradient", "input_gradient", "isa"]
 
 
 def isa() -> str:
@@ -55,6 +55,22 @@ def applies(C: int, F: int, kernel, stride, padding, dtype, winograd: bool = Fal
         and 0 <= int(padding[1]) < kw
         and C * F <= widest  # noqa: SIM300 (C*F against its limit reads better)
     )
+
+
+def gemm_weight_gradient(oh: int, ow: int) -> bool:
+    """True when a blocked layer with an OH x OW output takes its weight gradient from im2col's GEMM instead
+    (``config.BLOCKED_GEMM_DW_MAX_OUTPUT``): on small planes the kernels' per-plane partial sums are short."""
+    most = config.BLOCKED_GEMM_DW_MAX_OUTPUT
+    return most is not None and oh * ow <= most
+
+
+def input_gradient(dy, w, padding, x_shape):
+    """dx alone, as ``conv2d_backward`` computes it: the forward kernel on dy (ReLU's mask already applied) bordered
+    by (KH-1-ph, KW-1-pw), with the weights transposed (C <-> F) and flipped. dy, w C-contiguous float32."""
+    C, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    border = (kh - 1 - int(padding[0]), kw - 1 - int(padding[1]))
+    return conv2d_forward(dy, wt, np.zeros(C, dtype=np.float32), border, tuple(x_shape[2:]), False)
 
 
 def _padded_rows(a2):

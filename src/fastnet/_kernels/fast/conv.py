@@ -9,11 +9,12 @@ dW and db part per chunk and sums them in chunk order: the result is the same at
 A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
 float32 stride-1 layers with few enough channels (``blocked.applies``: all of LeNet-5, ResNet-20's stride-1
-layers) go first to register-blocked direct kernels (``fast/blocked.py``); then stride-1 layers with a short
-im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an image net) to a direct convolution
-(``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs (``winograd.applies``) to Winograd
-F(2x2, 3x3) (``fast/winograd.py``); all use the same chunking and determinism, and the rules and their
-measurements are in ``config.py``. im2col stays the general path.
+layers) go first to register-blocked direct kernels (``fast/blocked.py``), and strided layers that split into
+stride-1 ones they take (ResNet-20's stride-2 layers) to them by stride phases (``fast/strided.py``); then
+stride-1 layers with a short im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an image net)
+to a direct convolution (``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs
+(``winograd.applies``) to Winograd F(2x2, 3x3) (``fast/winograd.py``); all use the same chunking and
+determinism, and the rules and their measurements are in ``config.py``. im2col stays the general path.
 
 Two layouts inside a chunk, picked by the number of filters F (``config.STACKED_MAX_FILTERS``):
 
@@ -47,7 +48,7 @@ import numpy as np
 
 from .. import config, parallel, tasks, workspace
 from ..reference.activations import check_fused_act
-from . import blocked, direct, gemm, winograd
+from . import blocked, direct, gemm, strided, winograd
 from ._extension import load
 from ._window import as_float as _float
 from ._window import window_geometry
@@ -96,10 +97,13 @@ def _relu(act) -> bool:
 
 def engine(C, F, kernel, stride, padding, dtype, out_hw) -> str:
     """The engine that runs this convolution, forward and backward alike (and ``conv_pool.py``'s pooled forward):
-    "blocked", "direct", "winograd" or "im2col", in that order of preference (the module docstring says why)."""
+    "blocked", "strided", "direct", "winograd" or "im2col", in that order of preference (the module docstring says
+    why)."""
     wino = winograd.applies(C, F, kernel, stride, out_hw)
     if blocked.applies(C, F, kernel, stride, padding, dtype, wino):
         return "blocked"
+    if strided.applies(C, F, kernel, stride, dtype):
+        return "strided"
     if direct.applies(C, kernel, stride):
         return "direct"
     return "winograd" if wino else "im2col"
@@ -123,6 +127,8 @@ def conv2d_forward(x, w, b, stride, padding, act=None):
     use = engine(C, F, (kh, kw), (sh, sw), (ph, pw), dt, (oh, ow))
     if use == "blocked":
         return blocked.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
+    if use == "strided":
+        return strided.conv2d_forward(x, w, b, (sh, sw), (ph, pw), (oh, ow), relu)
     if use == "direct":
         return direct.conv2d_forward(x, w, b, (ph, pw), (oh, ow), relu)
     if use == "winograd":
@@ -162,7 +168,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     N, C, H, W = x.shape
     F = w.shape[0]
     kh, kw, sh, sw, ph, pw, oh, ow = window_geometry(x.shape, w.shape[2:], stride, padding, "conv")
-    K, P = C * kh * kw, oh * ow
+    P = oh * ow
     if dy.shape != (N, F, oh, ow):
         raise ValueError(f"conv2d_backward: dy must have shape {(N, F, oh, ow)}, got {dy.shape}")
     y3 = None
@@ -172,12 +178,38 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         y3 = _float(y, dt).reshape(N, F, P)
     ys = None if y3 is None else y3.reshape(dy.shape)
     use = engine(C, F, (kh, kw), (sh, sw), (ph, pw), dt, (oh, ow))
+    geometry = (kh, kw, sh, sw, ph, pw)
     if use == "blocked":
-        return blocked.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
+        return _blocked_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
+    if use == "strided":
+        return strided.conv2d_backward(dy, x, w, (sh, sw), (ph, pw), relu, ys, need_dx, _blocked_backward)
     if use == "direct":
         return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if use == "winograd":
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
+    return _im2col_backward(dy, y3, x, w, geometry, need_dx)
+
+
+def _blocked_backward(dy, x, w, padding, relu, ys, need_dx):
+    """``(dx or None, dw, db)`` of a stride-1 layer the blocked kernels take; on a small plane
+    (``config.BLOCKED_GEMM_DW_MAX_OUTPUT``) dx from the kernels and dW, db from im2col's GEMM."""
+    if not blocked.gemm_weight_gradient(*dy.shape[2:]):
+        return blocked.conv2d_backward(dy, x, w, padding, relu, ys, need_dx)
+    # ReLU's mask once, as dy * (y > 0): inf * 0 is NaN, as in the kernels' own backward and the reference
+    if relu:
+        with np.errstate(invalid="ignore"):
+            dy = dy * (ys > 0)
+    dx = blocked.input_gradient(dy, w, padding, x.shape) if need_dx else None
+    geometry = (w.shape[2], w.shape[3], 1, 1, int(padding[0]), int(padding[1]))
+    return (dx,) + _im2col_backward(dy, None, x, w, geometry, False)[1:]
+
+
+def _im2col_backward(dy, y3, x, w, geometry, need_dx):
+    """``(dx or None, dw, db)`` on the im2col path; y3 (N, F, P) is the forward output when ReLU is fused, else None."""
+    N, F, oh, ow = dy.shape
+    kh, kw = geometry[:2]
+    K, P = x.shape[1] * kh * kw, oh * ow
+    dt = x.dtype
     w2 = w.reshape(F, K)
     dy3 = dy.reshape(N, F, P)
     # need_dx=False (a model's first layer in training): no dcols GEMM and no col2im
@@ -187,7 +219,6 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
     # one dW and db part per chunk, summed in chunk order at the end: the same sums at any thread count
     dw_parts = np.empty((n_chunks, F, K) if stacked else (n_chunks, K, F), dtype=dt)  # wide: dW^T
     db_parts = np.empty((n_chunks, F), dtype=dt)
-    geometry = (kh, kw, sh, sw, ph, pw)
     chunk = _stacked_chunk if stacked else _wide_chunk
 
     def task(i):
