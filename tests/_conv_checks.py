@@ -103,3 +103,26 @@ def record_calls(monkeypatch, engine):
             engine, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw)
         )
     return calls
+
+
+def float32_layer_against_float64(make_layer, x, relu):
+    """``make_layer(dtype)``'s Conv2D in float32 on the fast backend, plain or as a fused Conv2D+ReLU node, against
+    the same layer in float64 on the numpy backend: forward, dx, dW and db within ``close``'s float32 tolerance.
+    Returns the float32 output (its shape tells which kernels ran)."""
+    from _fused import FusedRelu
+
+    import fastnet
+
+    results = []
+    for backend, dtype in (("fast", np.float32), ("numpy", np.float64)):
+        fastnet.seed(0)
+        with fastnet.use_backend(backend):
+            layer = make_layer(dtype)
+            node = FusedRelu(layer) if relu else layer
+            y = node.forward(x.astype(dtype), training=True)
+            dy = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
+            dx = node.backward(dy)
+            results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
+    for got, want in zip(*results, strict=True):
+        close(got, want.astype(np.float32), np.float32)
+    return results[0][0]

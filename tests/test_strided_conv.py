@@ -4,8 +4,7 @@ against the float64 reference layer."""
 
 import numpy as np
 import pytest
-from _conv_checks import close, conv_case, record_calls
-from _fused import FusedRelu  # a Conv2D called as a compiled model's fused Conv2D+ReLU node
+from _conv_checks import close, conv_case, float32_layer_against_float64, record_calls
 
 import fastnet
 from fastnet._kernels import config
@@ -138,19 +137,7 @@ def test_a_strided_float32_conv2d_layer_matches_the_float64_reference_layer(monk
     """The float32 stride-2 layer on the fast backend (through the stride phases) against the same layer in float64
     on the numpy backend, forward and every gradient."""
     calls = record_calls(monkeypatch, blocked)
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((3, 4, 9, 8))
-    results = []
-    for backend, dtype in (("fast", np.float32), ("numpy", np.float64)):
-        fastnet.seed(0)
-        with fastnet.use_backend(backend):
-            layer = Conv2D(4, 6, 2, stride=2, padding=1, dtype=dtype)
-            node = FusedRelu(layer) if relu else layer
-            y = node.forward(x.astype(dtype), training=True)
-            dy = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
-            dx = node.backward(dy)
-            results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
-    small = blocked.gemm_weight_gradient(*results[0][0].shape[2:])  # then dx by the forward kernel, dW by GEMM
+    x = np.random.default_rng(6).standard_normal((3, 4, 9, 8))
+    y = float32_layer_against_float64(lambda dtype: Conv2D(4, 6, 2, stride=2, padding=1, dtype=dtype), x, relu)
+    small = blocked.gemm_weight_gradient(*y.shape[2:])  # then dx by the forward kernel, dW by GEMM
     assert calls == ["conv2d_forward", "conv2d_forward" if small else "conv2d_backward"]
-    for got, want in zip(*results, strict=True):
-        close(got, want.astype(np.float32), np.float32)
