@@ -6,8 +6,8 @@
 
 ``--switch`` names the engine (``SWITCHES``): "blocked" (default) alternates ``config.BLOCKED_MAX_CF = None`` (the
 dispatch without the blocked kernels: direct, Winograd or im2col) with a limit that lets every layer through;
-"strided" ``config.STRIDED_PHASES`` False / True (stride-2 layers on im2col or by stride phases on the blocked
-kernels); "gemm-dw" ``config.BLOCKED_GEMM_DW_MAX_OUTPUT`` None / as shipped (a small plane's dW from the blocked
+"strided" ``config.STRIDED_PHASES`` False / True (1x1 stride-2 layers on im2col or by stride phases on the
+blocked kernels); "gemm-dw" ``config.BLOCKED_GEMM_DW_MAX_OUTPUT`` None / as shipped (a small plane's dW from the blocked
 kernels or from im2col's GEMM). For each convolution of LeNet-5, the Keras CNN and ResNet-20 (float32, ReLU
 fused, dx where a later layer needs it) it prints the medians of forward and backward. ``--steps`` does the same
 for whole training steps (and ``predict`` at batch 256) of the models in ``common.py``, switching the shipped rule
@@ -46,8 +46,6 @@ LAYERS = {
     "ResNet-20 32->32 14x14": (128, 32, 32, 14, 14, 3, 1, 1, True),
     "ResNet-20 64->64 7x7": (128, 64, 64, 7, 7, 3, 1, 1, True),
     "ResNet-20 stem 1->16": (128, 1, 16, 28, 28, 3, 1, 1, False),
-    "ResNet-20 16->32 s2": (128, 16, 32, 28, 28, 3, 2, 1, True),
-    "ResNet-20 32->64 s2": (128, 32, 64, 14, 14, 3, 2, 1, True),
     "ResNet-20 16->32 1x1 s2": (128, 16, 32, 28, 28, 1, 2, 0, True),
     "ResNet-20 32->64 1x1 s2": (128, 32, 64, 14, 14, 1, 2, 0, True),
 }

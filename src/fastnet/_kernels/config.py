@@ -133,8 +133,8 @@ BLOCKED_GEMM_DW_MAX_OUTPUT = 49
 # over its nh*nw*C channels); False: im2col. Measured 2026-12-02 (as above, `conv_engines.py --switch strided`, b128,
 # 2 threads, fwd / bwd ms im2col -> phases): 16->32 1x1 28x28 0.86 -> 0.90 / 4.61 -> 2.00; 32->64 1x1 14x14
 # 0.57 -> 0.78 / 2.16 -> 1.70. A 3x3 stride-2 layer by its phases (a 2x2 kernel on 4C channels, 1.78x the FLOPs):
-# 16->32 28x28 4.48 -> 4.36 / 10.98 -> 10.92, no gain (the phase copy took 1.4 ms), so kernels larger than the stride
-# stay on im2col.
+# 16->32 28x28 4.48 -> 4.36 / 10.98 -> 10.92, no gain (the phase copy took 1.4 ms; measured before strided.applies
+# kept kernels larger than the stride out, which it now does, so they stay on im2col).
 STRIDED_PHASES = True
 
 # --- Winograd F(2x2, 3x3) (fast/winograd.py) --------------------------------------------------

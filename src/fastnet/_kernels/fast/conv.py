@@ -9,8 +9,8 @@ dW and db part per chunk and sums them in chunk order: the result is the same at
 A batch of one chunk (e.g. batch 1) runs in the calling thread with parallel passes and GEMM blocks.
 
 float32 stride-1 layers with few enough channels (``blocked.applies``: all of LeNet-5, ResNet-20's stride-1
-layers) go first to register-blocked direct kernels (``fast/blocked.py``), and strided layers that split into
-stride-1 ones they take (ResNet-20's stride-2 layers) to them by stride phases (``fast/strided.py``); then
+layers) go first to register-blocked direct kernels (``fast/blocked.py``), and strided layers whose kernel is no
+larger than the stride (ResNet-20's 1x1 shortcuts) to them by stride phases (``fast/strided.py``); then
 stride-1 layers with a short im2col inner dimension C*KH*KW (``direct.applies``: the first layer of an image net)
 to a direct convolution (``fast/direct.py``), and stride-1 3x3 layers with enough channels and outputs
 (``winograd.applies``) to Winograd F(2x2, 3x3) (``fast/winograd.py``); all use the same chunking and
@@ -178,7 +178,6 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         y3 = _float(y, dt).reshape(N, F, P)
     ys = None if y3 is None else y3.reshape(dy.shape)
     use = engine(C, F, (kh, kw), (sh, sw), (ph, pw), dt, (oh, ow))
-    geometry = (kh, kw, sh, sw, ph, pw)
     if use == "blocked":
         return _blocked_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if use == "strided":
@@ -187,7 +186,7 @@ def conv2d_backward(dy, x, w, stride, padding, act=None, y=None, need_dx=True):
         return direct.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
     if use == "winograd":
         return winograd.conv2d_backward(dy, x, w, (ph, pw), relu, ys, need_dx)
-    return _im2col_backward(dy, y3, x, w, geometry, need_dx)
+    return _im2col_backward(dy, y3, x, w, (kh, kw, sh, sw, ph, pw), need_dx)
 
 
 def _blocked_backward(dy, x, w, padding, relu, ys, need_dx):

@@ -87,8 +87,10 @@ def conv2d_maxpool_backward(dp, win, p, x, w, stride, padding, act=None, need_dx
     if win.size and int(win.max()) > 3:
         raise ValueError(f"conv2d_maxpool_backward: win holds window positions 0..3, got {int(win.max())}")
     p = _float(p, x.dtype)
-    use = conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow))
-    if use == "blocked" and not blocked.gemm_weight_gradient(oh, ow):  # a small plane: as unfused, bit for bit
+    # a small plane goes the unfused way (conv.py splits its backward), so fused and unfused give the same bits
+    if conv.engine(C, F, (kh, kw), (sh, sw), (ph, pw), x.dtype, (oh, ow)) == "blocked" and not (
+        blocked.gemm_weight_gradient(oh, ow)
+    ):
         return blocked.conv2d_backward(dp, x, w, (ph, pw), relu, p, need_dx, win=win)
     dy = pool.unpool2x2(dp, win, p, relu, (N, F, oh, ow))
     return conv.conv2d_backward(dy, x, w, stride, padding, need_dx=need_dx)

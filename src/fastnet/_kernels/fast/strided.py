@@ -38,7 +38,7 @@ def applies(C: int, F: int, kernel, stride, dtype) -> bool:
     the phased stride-1 layer (``nh*nw*C`` channels, no padding) one that the blocked kernels take
     (``blocked.applies``); never with ``config.STRIDED_PHASES`` off. The module runs any kernel, and the tests
     run it so."""
-    if not config.STRIDED_PHASES or tuple(stride) == (1, 1) or min(stride) < 1:
+    if not config.STRIDED_PHASES or tuple(stride) == (1, 1):
         return False
     if int(kernel[0]) > int(stride[0]) or int(kernel[1]) > int(stride[1]):
         return False
@@ -110,11 +110,11 @@ def conv2d_forward(x, w, b, stride, padding, out_hw, relu):
     return blocked.conv2d_forward(xp, _phase_weights(w, stride), b, (0, 0), out_hw, relu)
 
 
-def conv2d_backward(dy, x, w, stride, padding, relu, y, need_dx, backward=None):
+def conv2d_backward(dy, x, w, stride, padding, relu, y, need_dx, backward):
     """(dx or None, dw, db); ``y`` is the forward output when ``relu`` (its mask), else ignored. ``backward``: the
-    stride-1 backward of the phased layer, ``(dy, x, w, padding, relu, y, need_dx) -> (dx, dw, db)`` (fast/conv.py
-    passes its own, which splits a small plane's work with im2col); default ``blocked.conv2d_backward``."""
-    backward = backward or blocked.conv2d_backward
+    stride-1 backward of the phased layer on the blocked kernels, ``(dy, x, w, padding, relu, y, need_dx) ->
+    (dx, dw, db)``: fast/conv.py passes its own, which splits a small plane's work with im2col (this module cannot
+    import it: conv.py imports this one)."""
     out_hw = dy.shape[2:]
     shape, moves = _plan(x.shape, w.shape[2:], stride, padding, out_hw)
     xp = _phases(x, shape, moves)
